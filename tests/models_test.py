@@ -1,0 +1,116 @@
+"""Shapes, parameter counts and options of the generators and discriminators."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxfaces import rng as rngs
+from jaxfaces.models import discriminators, generators, layers
+
+
+def count(tree) -> int:
+    return sum(x.size for x in jax.tree.leaves(tree))
+
+
+def test_reference_parameter_counts():
+    x = jnp.zeros((1, 64, 64, 3))
+    g = generators.ResnetGenerator(ngf=64, n_blocks=9)
+    assert count(jax.eval_shape(g.init, rngs.key(0), x)["params"]) == 11_378_179
+    d = discriminators.PatchGAN(ndf=64, n_layers=3)
+    assert count(jax.eval_shape(d.init, rngs.key(0), x)["params"]) == 2_764_737
+
+
+def test_parameter_paths_read_like_the_architecture():
+    g = generators.ResnetGenerator(ngf=8, n_blocks=2)
+    params = jax.eval_shape(g.init, rngs.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    assert set(params) == {
+        "conv_in",
+        "down_0",
+        "down_1",
+        "res_0",
+        "res_1",
+        "up_0",
+        "up_1",
+        "conv_out",
+    }
+    assert params["res_1"]["conv_1"]["kernel"].shape == (3, 3, 32, 32)
+    assert params["up_0"]["conv"]["kernel"].shape == (3, 3, 32, 16)
+    assert params["conv_out"]["kernel"].shape == (7, 7, 8, 3)
+
+
+@pytest.mark.parametrize("upsample", ["transpose", "nearest", "bilinear"])
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+def test_generator_options_shapes_and_range(upsample, norm):
+    g = generators.ResnetGenerator(ngf=8, n_blocks=1, norm=norm, upsample=upsample)
+    x = jax.random.uniform(rngs.key(1), (2, 32, 24, 3), minval=-1, maxval=1)
+    variables = g.init(rngs.key(0), x)
+    assert ("batch_stats" in variables) == (norm == "batch")
+    y = g.apply(variables, x, train=False)
+    assert y.shape == x.shape
+    assert float(jnp.abs(y).max()) <= 1.0
+    # Convolutions before batch norm have no bias (the reference's use_bias rule).
+    assert ("bias" in variables["params"]["down_0"]["conv"]) == (norm != "batch")
+
+
+def test_generator_is_fully_convolutional_and_rejects_bad_sizes():
+    g = generators.ResnetGenerator(ngf=8, n_blocks=1)
+    variables = g.init(rngs.key(0), jnp.zeros((1, 32, 32, 3)))
+    assert g.apply(variables, jnp.zeros((1, 48, 40, 3))).shape == (1, 48, 40, 3)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        g.apply(variables, jnp.zeros((1, 30, 32, 3)))
+
+
+def test_zero_padding_differs_from_reflect():
+    x = jax.random.normal(rngs.key(2), (1, 16, 16, 3))
+    kw = dict(ngf=8, n_blocks=1)
+    g_r = generators.ResnetGenerator(padding="reflect", **kw)
+    g_z = generators.ResnetGenerator(padding="zero", **kw)
+    variables = g_r.init(rngs.key(0), x)
+    y_r, y_z = g_r.apply(variables, x), g_z.apply(variables, x)
+    assert float(jnp.abs(y_r - y_z).max()) > 1e-4
+
+
+def test_transposed_conv_matches_dilated_scatter_definition():
+    # out[2i + a, 2j + b] accumulates x[i, j] * w_torch[:, :, a', b'] (PyTorch definition).
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(1, 3, 4, 2)).astype(np.float32)
+    w_torch = rng.normal(size=(2, 5, 3, 3)).astype(np.float32)  # (in, out, kh, kw)
+    full = np.zeros((1, 2 * 3 + 1, 2 * 4 + 1, 5), np.float32)
+    for i in range(3):
+        for j in range(4):
+            full[0, 2 * i : 2 * i + 3, 2 * j : 2 * j + 3] += np.einsum(
+                "c,cohw->hwo", x[0, i, j], w_torch
+            )
+    expected = full[:, 1 : 1 + 6, 1 : 1 + 8]  # padding=1 crops 1; output_padding=1 keeps 2H.
+    kernel = np.transpose(w_torch[:, :, ::-1, ::-1], (2, 3, 0, 1))
+    conv = layers.ConvTranspose2x(5, use_bias=False)
+    y = conv.apply({"params": {"kernel": kernel}}, jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(y), expected, atol=1e-5)
+
+
+def test_instance_norm_normalises_each_image_and_channel():
+    x = jax.random.normal(rngs.key(0), (2, 8, 8, 3)) * 5 + 3
+    y = layers.InstanceNorm().apply({}, x)
+    np.testing.assert_allclose(np.asarray(y.mean(axis=(1, 2))), 0, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(y.var(axis=(1, 2))), 1, atol=1e-3)
+
+
+def test_patchgan_receptive_field_is_70():
+    d = discriminators.PatchGAN(ndf=4, n_layers=3, norm="none")
+    x = jnp.zeros((1, 140, 140, 3))
+    variables = d.init(rngs.key(0), x)
+    grad = jax.grad(lambda x: d.apply(variables, x)[0, 5, 5, 0])(x)
+    rows = np.nonzero(np.abs(np.asarray(grad[0])).sum(axis=(1, 2)))[0]
+    cols = np.nonzero(np.abs(np.asarray(grad[0])).sum(axis=(0, 2)))[0]
+    assert rows.max() - rows.min() + 1 == 70 and cols.max() - cols.min() + 1 == 70
+
+
+def test_unknown_names_list_the_valid_ones():
+    cfg = dict(name="unet_9000", ngf=8, norm="instance", upsample="transpose", padding="reflect")
+    with pytest.raises(ValueError, match="resnet_9blocks"):
+        generators.make_generator(cfg)
+    with pytest.raises(ValueError, match="nearest"):
+        generators.make_generator({**cfg, "name": "resnet_6blocks", "upsample": "pixelshuffle"})
+    with pytest.raises(ValueError, match="patchgan"):
+        discriminators.make_discriminator(dict(name="dcgan", ndf=8, n_layers=3, norm="none"))
