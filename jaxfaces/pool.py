@@ -43,6 +43,10 @@ def query(pool: Pool, images: jax.Array, key: jax.Array) -> tuple[Pool, jax.Arra
         buffer = buffer.at[idx].set(jnp.where(keep_stored, stored, image))
         return (buffer, jnp.minimum(count + 1, size)), jnp.where(swap, stored, image)
 
-    keys = jax.random.split(key, images.shape[0])
-    (buffer, count), out = jax.lax.scan(one, (pool["images"], pool["count"]), (images, keys))
-    return {"images": buffer, "count": count}, out.astype(images.dtype)
+    # A Python loop, not lax.scan: the batch may be sharded over devices, and batches are small.
+    state, out = (pool["images"], pool["count"]), []
+    for i, k in enumerate(jax.random.split(key, images.shape[0])):
+        state, image = one(state, (images[i], k))
+        out.append(image)
+    buffer, count = state
+    return {"images": buffer, "count": count}, jnp.stack(out).astype(images.dtype)

@@ -1,0 +1,40 @@
+"""The main job: a small CycleGAN on the built-in procedural faces, a few CPU minutes.
+
+  make demo                     # or:
+  python train.py --config=configs/demo.py --workdir=runs/demo
+
+Writes the built-in data to data/faces (photos A, paintings B, with the true translations
+of the test images), trains G_A: photo -> painting and G_B: painting -> photo at 32 px,
+then writes test sheets (input | translation | reconstruction | truth) to
+runs/demo/samples and prints the L1 to the true translations against the identity baseline
+(input vs truth). Expected: ratio below 0.65 both ways.
+"""
+
+import ml_collections
+
+from configs import cyclegan
+
+
+def get_config() -> ml_collections.ConfigDict:
+    """Returns the CPU-sized demo configuration."""
+    config = cyclegan.get_config()
+    config.data.root = "data/faces"  # Where the built-in data is written (once).
+    config.data.synthetic.enabled = True  # Generate it there if missing.
+    config.data.synthetic.size = 32  # 32 px faces.
+    config.data.synthetic.num_train = 400  # Training images per domain.
+    config.data.synthetic.num_test = 50  # Test images per domain, with true translations.
+    config.data.load_size = 32  # No resize ...
+    config.data.size = 32  # ... and no crop: the faces are centred.
+    config.data.batch_size = 4  # Four images per domain per step.
+    config.model.generator.name = "resnet"  # n_blocks below.
+    config.model.generator.ngf = 16  # A quarter of the reference width.
+    config.model.generator.n_blocks = 3  # Three residual blocks at 8x8.
+    config.model.discriminator.ndf = 16  # A quarter of the reference width.
+    config.model.discriminator.n_layers = 2  # 34x34 patches: the whole 32 px image.
+    config.optim.lr = 5e-4  # Faster than the reference's 2e-4 for a short run.
+    config.train.num_steps = 1600  # About 4 CPU minutes on 2 cores.
+    config.train.decay_steps = 800  # Linear decay over the second half.
+    config.train.log_every = 100  # A console line every 100 steps.
+    config.train.log_images_every = 400  # Image grids in TensorBoard.
+    config.train.ckpt_every = 400  # Checkpoints.
+    return config

@@ -1,0 +1,1 @@
+"""The loop every method shares: mesh and sharding, checkpoints, logs, progress, evaluation."""

@@ -1,0 +1,187 @@
+"""The generic training loop: config -> data -> method step -> checkpoints, logs, images.
+
+Running the same command again in the same workdir resumes from the newest checkpoint;
+the data stream is a pure function of (seed, step), so a resumed run equals an
+uninterrupted one. SIGINT / SIGTERM save a checkpoint before exiting.
+"""
+
+import pathlib
+import signal
+import time
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+from clu import metric_writers
+
+from jaxfaces import data as data_lib
+from jaxfaces import rng as rngs
+from jaxfaces.data import synthetic
+from jaxfaces.methods import get_method
+from jaxfaces.training import checkpoint, evaluate, sharding
+from jaxfaces.training.progress import Progress, format_duration
+
+
+def enable_compilation_cache(workdir: pathlib.Path) -> None:
+    """Caches compiled programs in WORKDIR/xla_cache (unless a cache is configured already),
+    so a resumed run does not compile again."""
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", str(workdir / "xla_cache"))
+
+
+def prepare_data(config: ml_collections.ConfigDict) -> None:
+    """Writes the built-in procedural data to `data.root` first when asked to."""
+    syn = config.data.synthetic
+    if syn.enabled:
+        if not config.data.root:
+            raise ValueError(
+                "config.data.synthetic.enabled needs config.data.root (where to write)"
+            )
+        if jax.process_index() == 0:
+            synthetic.ensure_dataset(
+                config.data.root,
+                size=syn.size,
+                num_train=syn.num_train,
+                num_test=syn.num_test,
+                seed=config.seed,
+            )
+
+
+class StopRequested:
+    """Turns SIGINT / SIGTERM into a flag the loop checks after each step."""
+
+    def __init__(self):
+        self.signal: int | None = None
+
+    def __enter__(self):
+        self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal is not None:  # A second Ctrl-C: stop without waiting.
+            raise KeyboardInterrupt
+        self.signal = signum
+        print(
+            f"\n{signal.Signals(signum).name} received: saving a checkpoint, then stopping "
+            "(again to abort)",
+            flush=True,
+        )
+
+    def __exit__(self, *exc):
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def _image_grid(images: np.ndarray, max_rows: int = 4) -> np.ndarray:
+    """uint8 (1, rows*H, W, 3) from a float [-1, 1] batch of side-by-side rows."""
+    rows = np.asarray(images[:max_rows], np.float32)
+    return data_lib.to_uint8(np.concatenate(list(rows), axis=0))[None]
+
+
+def train(
+    config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_after: int | None = None
+) -> dict[str, Any]:
+    """Trains `config.method` in `workdir` (resuming if it holds checkpoints).
+
+    `stop_after` ends this invocation after that many steps, as a Ctrl-C would (a checkpoint
+    is saved; the same call resumes). Returns {"state" (numpy), "step", "stopped", "eval"}.
+    """
+    workdir = pathlib.Path(workdir).expanduser().resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    enable_compilation_cache(workdir)
+    method = get_method(config.method)
+    mesh = sharding.make_mesh()
+    sharding.check_batch(config.data.batch_size, mesh)
+    prepare_data(config)
+    is_main = jax.process_index() == 0
+
+    rng = rngs.key(config.seed)
+    state = jax.jit(
+        lambda: method.init_state(config, rng), out_shardings=sharding.replicated(mesh)
+    )()
+    mngr = checkpoint.manager(workdir / "checkpoints", keep=config.train.keep_checkpoints)
+    start = mngr.latest_step() or 0
+    if start:
+        state = checkpoint.restore_state(mngr, start, state)
+        print(f"Resumed from {workdir / 'checkpoints'} at step {start}", flush=True)
+    num_steps = config.train.num_steps
+
+    batches = data_lib.train_iterator(
+        config.data,
+        seed=config.seed,
+        start_step=start,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        num_devices=jax.device_count(),
+    )
+    step_fn = jax.jit(
+        method.make_train_step(config),
+        in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+        out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+        donate_argnums=0,
+    )
+    visuals = jax.jit(method.make_visuals(config))
+    writer = metric_writers.create_default_writer(
+        workdir / "tensorboard", just_logging=not is_main, asynchronous=False
+    )
+    if start == 0:
+        writer.write_hparams(_flatten(config.to_dict()))
+    progress = Progress(start, num_steps)
+    if start < num_steps:
+        print(
+            f"Training {config.method} for {num_steps - start} steps on "
+            f"{jax.device_count()} {jax.devices()[0].platform} device(s) in {workdir}",
+            flush=True,
+        )
+    t0 = time.perf_counter()
+    step = start
+    metrics = None
+    with StopRequested() as stop:
+        while step < num_steps and stop.signal is None:
+            batch = sharding.global_batch(next(batches), mesh)
+            state, metrics = step_fn(state, batch)
+            step += 1
+            if step == start + 1:
+                jax.block_until_ready(metrics)
+                print(
+                    f"First step (with compilation) took "
+                    f"{format_duration(time.perf_counter() - t0)}",
+                    flush=True,
+                )
+            if step % config.train.log_every == 0 or step == num_steps:
+                scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                line = progress.line(step, scalars)
+                scalars["steps_per_sec"] = progress.steps_per_sec
+                writer.write_scalars(step, scalars)
+                if is_main:
+                    print(line, flush=True)
+            if step % config.train.log_images_every == 0 or step == num_steps:
+                images = jax.device_get(visuals(state, batch))
+                writer.write_images(step, {k: _image_grid(v) for k, v in images.items()})
+            if stop_after is not None and step - start >= stop_after:
+                stop.signal = signal.SIGINT
+            if step % config.train.ckpt_every == 0 or step == num_steps or stop.signal:
+                checkpoint.save(mngr, step, state, config)
+    mngr.wait_until_finished()
+    mngr.close()
+    writer.flush()
+    host_state = sharding.to_host(state)
+    if stop.signal is not None:
+        print(f"Stopped at step {step}; run the same command to resume.", flush=True)
+        return {"state": host_state, "step": step, "stopped": True}
+    result = {"state": host_state, "step": step, "stopped": False}
+    if is_main:
+        result["eval"] = evaluate.evaluate(config, host_state, workdir / "samples")
+    return result
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}, with non-scalar values as strings (for hparams)."""
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v if isinstance(v, (int, float, str, bool)) else str(v)
+    return out

@@ -1,0 +1,82 @@
+"""The CycleGAN method: schedule, initialisation, and what one train step does."""
+
+import jax
+import numpy as np
+import pytest
+
+from configs import test as test_config
+from jaxfaces import rng
+from jaxfaces.methods import cyclegan
+
+
+def test_learning_rate_is_constant_then_decays_linearly_to_zero():
+    c = test_config.get_config()
+    c.optim.lr, c.train.num_steps, c.train.decay_steps = 1.0, 10, 4
+    schedule = cyclegan.lr_schedule(c)
+    values = [float(schedule(s)) for s in range(12)]
+    np.testing.assert_allclose(values, [1] * 7 + [0.75, 0.5, 0.25, 0, 0], atol=1e-6)
+    c.train.decay_steps = 11
+    with pytest.raises(ValueError, match="decay_steps"):
+        cyclegan.lr_schedule(c)
+
+
+def test_initialisation_depends_on_the_seed_and_follows_the_reference():
+    c = test_config.get_config()
+    c.model.generator.ngf = 16
+    init = jax.jit(lambda seed: cyclegan.init_state(c, rng.key(seed)), static_argnums=0)
+    a, b = init(0), init(1)
+    k_a = np.asarray(a["params"]["g_a"]["res_0"]["conv_0"]["kernel"])
+    k_b = np.asarray(b["params"]["g_a"]["res_0"]["conv_0"]["kernel"])
+    assert not np.allclose(k_a, k_b)
+    assert k_a.std() == pytest.approx(0.02, rel=0.05)  # N(0, 0.02), as init_type="normal".
+    assert not np.allclose(
+        a["params"]["g_a"]["conv_in"]["conv"]["kernel"],
+        a["params"]["g_b"]["conv_in"]["conv"]["kernel"],
+    )
+    assert int(a["step"]) == 0 and int(a["pool_a"]["count"]) == 0
+    assert a["pool_a"]["images"].shape == (c.loss.pool_size, 32, 32, 3)
+
+
+@pytest.fixture(scope="module")
+def one_step():
+    c = test_config.get_config()
+    state = jax.jit(lambda: cyclegan.init_state(c, rng.key(0)))()
+    before = jax.tree.map(np.asarray, state)
+    batch = {
+        k: np.random.default_rng(i).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+        for i, k in enumerate("ab")
+    }
+    after, metrics = jax.jit(cyclegan.make_train_step(c))(state, batch)
+    return c, before, jax.tree.map(np.asarray, after), jax.device_get(metrics)
+
+
+def test_one_step_updates_everything_and_reports_every_loss(one_step):
+    c, before, after, metrics = one_step
+    assert int(after["step"]) == 1
+    assert set(metrics) == {
+        "loss/g_a",
+        "loss/g_b",
+        "loss/cycle_a",
+        "loss/cycle_b",
+        "loss/idt_a",
+        "loss/idt_b",
+        "loss/d_a",
+        "loss/d_b",
+        "loss/g_total",
+        "lr",
+    }
+    terms = [
+        metrics[k]
+        for k in metrics
+        if k.startswith("loss/") and k[5:7] in ("g_", "cy", "id") and k != "loss/g_total"
+    ]
+    assert metrics["loss/g_total"] == pytest.approx(sum(terms), rel=1e-5)
+    # Untrained: cycle L1 ~ mean |x| of U(-1, 1) inputs (0.5) times lambda 10, give or take.
+    assert 2 < metrics["loss/cycle_a"] < 8
+    for net in ("g_a", "g_b", "d_a", "d_b"):
+        moved = jax.tree.map(
+            lambda x, y: np.abs(x - y).max(), before["params"][net], after["params"][net]
+        )
+        assert min(jax.tree.leaves(moved)) > 0, net
+    assert int(after["pool_a"]["count"]) == 2 and int(after["pool_b"]["count"]) == 2
+    assert metrics["lr"] == pytest.approx(c.optim.lr)

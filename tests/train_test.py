@@ -1,0 +1,150 @@
+"""End to end: train, stop, resume bit for bit, evaluate, translate, and CLI errors."""
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import test as test_config
+from jaxfaces.training import checkpoint, loop
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory):
+    c = test_config.get_config()
+    c.data.root = str(tmp_path_factory.mktemp("data") / "faces")
+    c.data.synthetic.enabled = True
+    return c
+
+
+@pytest.fixture(scope="module")
+def straight_run(config, tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("straight")
+    return workdir, loop.train(config, workdir)
+
+
+def test_writes_checkpoints_logs_and_samples(straight_run, config):
+    workdir, result = straight_run
+    assert result["step"] == 6 and not result["stopped"]
+    assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [3, 6]
+    assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    for direction in ("AtoB", "BtoA"):
+        sheet = np.asarray(Image.open(workdir / "samples" / f"{direction}.png"))
+        # 4 test images, 4 columns (input | translation | reconstruction | truth) of 32 px.
+        assert sheet.shape == (4 * 32, 4 * 32, 3)
+        assert len(list((workdir / "samples" / direction).glob("*.png"))) == 4
+        metrics = result["eval"][direction]
+        assert 0 < metrics["identity_l1"] < 2 and 0 < metrics["l1"] < 2
+        assert metrics["ratio"] == pytest.approx(metrics["l1"] / metrics["identity_l1"])
+
+
+def test_resume_equals_uninterrupted_run(straight_run, config, tmp_path):
+    _, straight = straight_run
+    first = loop.train(config, tmp_path, stop_after=2)
+    assert first["stopped"] and first["step"] == 2
+    assert checkpoint.manager(tmp_path / "checkpoints").latest_step() == 2
+    resumed = loop.train(config, tmp_path)
+    assert resumed["step"] == 6
+    leaves_a = jax.tree_util.tree_leaves_with_path(straight["state"])
+    leaves_b = jax.tree_util.tree_leaves_with_path(resumed["state"])
+    assert [p for p, _ in leaves_a] == [p for p, _ in leaves_b]
+    for (path, a), (_, b) in zip(leaves_a, leaves_b, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=jax.tree_util.keystr(path))
+    # The pools were filled and the parameters moved: the comparison is not vacuous.
+    assert int(resumed["state"]["pool_a"]["count"]) == 3
+    first_params = jax.tree.leaves(first["state"]["params"])
+    assert any(
+        not np.array_equal(a, b)
+        for a, b in zip(first_params, jax.tree.leaves(resumed["state"]["params"]), strict=True)
+    )
+
+
+def test_stop_request_flag_is_set_by_sigterm():
+    with loop.StopRequested() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signal == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is not stop._handle
+
+
+def test_translate_cli_writes_every_file(straight_run, config, tmp_path):
+    workdir, _ = straight_run
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    rng = np.random.default_rng(0)
+    sizes = {"a.png": (32, 32), "odd.jpg": (30, 42), "big.bmp": (64, 48)}
+    for name, (h, w) in sizes.items():
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(inputs / name)
+    (inputs / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    r = run_cli(
+        "translate.py",
+        f"--ckpt={workdir}",
+        "--direction=BtoA",
+        f"--input={inputs}",
+        f"--output={out}",
+        "--sheet",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    for name, (h, w) in sizes.items():
+        assert Image.open(out / name).size == (w, h)
+    assert not (out / "broken.png").exists()
+    assert "broken.png" in r.stdout
+    assert (out / "sheet_000.png").is_file()
+    # --size and --step: a fixed size from an earlier checkpoint.
+    r = run_cli(
+        "translate.py",
+        f"--ckpt={workdir}",
+        "--step=3",
+        f"--input={inputs}/a.png",
+        f"--output={tmp_path / 'out2'}",
+        "--size=16",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert Image.open(tmp_path / "out2" / "a.png").size == (16, 16)
+
+
+def test_translate_cli_errors_name_the_problem(straight_run, tmp_path):
+    workdir, _ = straight_run
+    r = run_cli(
+        "translate.py",
+        f"--ckpt={workdir}",
+        f"--input={tmp_path}/nothing*.png",
+        f"--output={tmp_path}",
+    )
+    assert r.returncode == 2 and "nothing*.png" in r.stderr
+    r = run_cli(
+        "translate.py",
+        f"--ckpt={tmp_path}",
+        f"--input={workdir}/samples/AtoB.png",
+        f"--output={tmp_path}",
+    )
+    assert r.returncode == 2 and "no checkpoint" in r.stderr
+    r = run_cli(
+        "translate.py",
+        f"--ckpt={workdir}",
+        "--step=5",
+        f"--input={workdir}/samples/AtoB.png",
+        f"--output={tmp_path}",
+    )
+    assert r.returncode == 2 and "available: [3, 6]" in r.stderr
+
+
+def test_misspelt_config_field_is_an_error_naming_it(tmp_path):
+    r = run_cli(
+        "train.py", "--config=configs/test.py", f"--workdir={tmp_path}", "--config.data.sizee=16"
+    )
+    assert r.returncode != 0 and "sizee" in r.stderr
