@@ -1,0 +1,46 @@
+"""Converts PyTorch weights to jaxfaces: `python -m jaxfaces.convert <subcommand> ...`.
+
+  python -m jaxfaces.convert cyclegan --pth latest_net_G_A.pth [--pth_b latest_net_G_B.pth] \
+      --out DIR
+
+Each subcommand is a converter module with `add_arguments(parser)` and `main(args) -> str`.
+"""
+
+import argparse
+import sys
+import types
+
+from jaxfaces.convert import pytorch_cyclegan
+
+COMMANDS: dict[str, tuple[types.ModuleType, str]] = {
+    "cyclegan": (pytorch_cyclegan, "reference CycleGAN ResNet generators -> a checkpoint"),
+}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parses the subcommand and its flags."""
+    parser = argparse.ArgumentParser(
+        prog="python -m jaxfaces.convert", description="Convert PyTorch weights to jaxfaces."
+    )
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="{" + ",".join(COMMANDS) + "}"
+    )
+    for name, (module, help_text) in COMMANDS.items():
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Runs one conversion; prints what it wrote, or the error (exit status 2)."""
+    args = parse_args(argv)
+    module, _ = COMMANDS[args.command]
+    try:
+        print(module.main(args), flush=True)
+    except (FileNotFoundError, ValueError, ImportError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
