@@ -79,6 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = train = ml_collections.ConfigDict()
     train.num_steps = 266_800  # Total steps (reference: 200 epochs of horse2zebra at batch 1).
     train.decay_steps = 133_400  # Last steps over which the learning rate decays linearly to 0.
+    train.ema_decay = 0.0  # > 0: translate with a moving average of G's parameters (0: reference).
     train.log_every = 100  # Console line and scalar summaries every this many steps.
     train.log_images_every = (
         1000  # Image grids (real / fake / reconstructed) every this many steps.
