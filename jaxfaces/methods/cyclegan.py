@@ -7,7 +7,9 @@ drawn through the image history pools.
 
 The state is a plain dict pytree (it checkpoints, shards and restores without classes):
   step, rng, params/{g_a,g_b,d_a,d_b}, batch_stats/{...} (empty without batch norm),
-  opt_g, opt_d, pool_a (fakes of A, for D_B), pool_b (fakes of B, for D_A).
+  opt_g, opt_d, pool_a (fakes of A, for D_B), pool_b (fakes of B, for D_A),
+  and, with `train.ema_decay` > 0, ema/{g_a,g_b}: an exponential moving average of the
+  generators' parameters (Yazici et al. 2019), which translation then uses.
 """
 
 from collections.abc import Callable
@@ -70,7 +72,10 @@ def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
     g_params = {k: params[k] for k in ("g_a", "g_b")}
     d_params = {k: params[k] for k in ("d_a", "d_b")}
     pool_size = config.loss.pool_size
+    ema = jax.tree.map(jnp.copy, g_params)  # Its own buffers: the state is donated.
+    extra = {"ema": ema} if config.train.get("ema_decay", 0.0) > 0 else {}
     return {
+        **extra,
         "step": jnp.zeros((), jnp.int32),
         "rng": rngs.to_data(jax.random.fold_in(rng, 1)),
         "params": params,
@@ -160,11 +165,18 @@ def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict]
         d_updates, opt_d = tx.update(d_grads, state["opt_d"], d_params)
         d_params = optax.apply_updates(d_params, d_updates)
 
+        ema = {}
+        if "ema" in state:
+            decay = config.train.ema_decay
+            ema["ema"] = jax.tree.map(
+                lambda e, p: decay * e + (1 - decay) * p, state["ema"], g_params
+            )
         metrics = {f"loss/{k}": v for k, v in {**terms, **d_terms}.items()}
         metrics["loss/g_total"] = loss_g
         metrics["lr"] = schedule(state["step"])
         new_state = {
             **state,
+            **ema,
             "step": state["step"] + 1,
             "params": {**g_params, **d_params},
             "batch_stats": stats,
@@ -179,14 +191,18 @@ def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict]
 
 
 def generator_variables(state: State, direction: str) -> dict[str, Any]:
-    """The Flax variables of the generator that translates in `direction` (AtoB | BtoA)."""
+    """The Flax variables of the generator that translates in `direction` (AtoB | BtoA).
+
+    The moving average of its parameters when the state keeps one, else the parameters.
+    """
     if direction not in GENERATOR_OF:
         raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(GENERATOR_OF)}")
     name = GENERATOR_OF[direction]
     if name not in state["params"]:
         have = [d for d, n in GENERATOR_OF.items() if n in state["params"]]
         raise ValueError(f"this checkpoint has no {direction} generator; it has: {have}")
-    variables = {"params": state["params"][name]}
+    params = state.get("ema") or state["params"]
+    variables = {"params": params[name]}
     stats = state.get("batch_stats") or {}
     if name in stats:
         variables["batch_stats"] = stats[name]
