@@ -14,9 +14,17 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 def test_demo_translations_are_well_under_the_identity_baseline(tmp_path):
     workdir = tmp_path / "demo"
     r = subprocess.run(
-        [sys.executable, "train.py", "--config=configs/demo.py", f"--workdir={workdir}",
-         f"--config.data.root={tmp_path / 'faces'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=1200,
+        [
+            sys.executable,
+            "train.py",
+            "--config=configs/demo.py",
+            f"--workdir={workdir}",
+            f"--config.data.root={tmp_path / 'faces'}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1200,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     assert "ETA" in r.stdout and "ratio" in r.stdout
