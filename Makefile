@@ -23,7 +23,7 @@ demo: $(VENV)/.installed
 
 # The whole suite, slow end-to-end runs included; ruff lint first.
 test: $(VENV)/.installed-test
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q --durations=15
 
 lint: $(VENV)/.installed-test

@@ -144,6 +144,7 @@ def train(
             step += 1
             if step == start + 1:
                 jax.block_until_ready(metrics)
+                progress.restart(step)
                 print(
                     f"First step (with compilation) took "
                     f"{format_duration(time.perf_counter() - t0)}",

@@ -14,12 +14,16 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """Measures steps/s between reports (the first report includes compilation)."""
+    """Measures steps/s between reports; `restart` excludes compilation from the first."""
 
     def __init__(self, first_step: int, num_steps: int):
         self.num_steps = num_steps
         self.last_step, self.last_time = first_step, time.perf_counter()
         self.steps_per_sec = 0.0
+
+    def restart(self, step: int) -> None:
+        """Measures from `step`, now (call it once the first step, compiled, has finished)."""
+        self.last_step, self.last_time = step, time.perf_counter()
 
     def line(self, step: int, scalars: dict[str, float]) -> str:
         """The console line for `step`, given the scalars logged there."""
