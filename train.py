@@ -6,10 +6,10 @@ resumes from the newest checkpoint. On several hosts (a TPU pod slice, a GPU clu
 the same command on every host with `--distributed`.
 """
 
-import os
-
-from absl import app, flags, logging
+from absl import app, flags
 from ml_collections import config_flags
+
+from jaxfaces import cli
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -23,9 +23,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:  # Library INFO logs (Orbax, CLU) only on request: -v 0.
-        logging.set_verbosity(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.quiet_library_logs()
     import jax
 
     if FLAGS.distributed:

@@ -5,10 +5,11 @@
 --input is a file, a folder or a glob; each image is written under its own name in --output.
 """
 
-import os
 import sys
 
-from absl import app, flags, logging
+from absl import app, flags
+
+from jaxfaces import cli
 
 flags.DEFINE_string("ckpt", None, "Workdir (or its checkpoints/ folder) of a trained model.")
 flags.DEFINE_integer("step", None, "Checkpoint step to use (default: the newest).")
@@ -24,9 +25,7 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> int:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:  # Library INFO logs (Orbax, CLU) only on request: -v 0.
-        logging.set_verbosity(logging.WARNING)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    cli.quiet_library_logs()
     from jaxfaces import inference
 
     try:

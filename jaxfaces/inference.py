@@ -118,7 +118,7 @@ def translate_files(
         written.append(target)
         if sheet:
             pairs.append((resize(image, *y.shape[:2]), y))
-        if i % max(1, len(files) // 10) == 0 or i == len(files):
+        if len(files) >= 20 and (i % (len(files) // 10) == 0 or i == len(files)):
             print(f"translated {i}/{len(files)}", flush=True)
     if sheet and pairs:
         written += write_sheets(pairs, output, sheet_rows)
