@@ -14,12 +14,15 @@ import random
 import torch
 from torch import nn
 
-NORMS = ("instance", "batch")
+NORMS = ("instance", "batch", "none")
 INIT_GAIN = 0.02
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
-    """The reference's norm: InstanceNorm2d without affine or running stats, or BatchNorm2d."""
+    """The reference's norm: InstanceNorm2d without affine or running stats, BatchNorm2d, or
+    an identity ("none")."""
+    if kind == "none":
+        return nn.Identity()
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
     if kind == "batch":
@@ -28,8 +31,8 @@ def norm_layer(kind: str, channels: int) -> nn.Module:
 
 
 def uses_bias(norm: str) -> bool:
-    """Convolutions followed by batch norm have no bias in the reference."""
-    return norm != "batch"
+    """The reference's rule: inner convolutions have a bias only with instance norm."""
+    return norm == "instance"
 
 
 def init_weights(net: nn.Module, gain: float = INIT_GAIN) -> nn.Module:

@@ -49,8 +49,10 @@ def test_generator_options_shapes_and_range(upsample, norm):
     y = g.apply(variables, x, train=False)
     assert y.shape == x.shape
     assert float(jnp.abs(y).max()) <= 1.0
-    # Convolutions before batch norm have no bias (the reference's use_bias rule).
-    assert ("bias" in variables["params"]["down_0"]["conv"]) == (norm != "batch")
+    # Inner convolutions have a bias only with instance norm (the reference's use_bias rule);
+    # the output convolution always has one.
+    assert ("bias" in variables["params"]["down_0"]["conv"]) == (norm == "instance")
+    assert "bias" in variables["params"]["conv_out"]
 
 
 def test_generator_is_fully_convolutional_and_rejects_bad_sizes():

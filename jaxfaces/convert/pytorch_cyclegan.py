@@ -198,6 +198,13 @@ def _conv_weight(sd: Mapping[str, np.ndarray], key: str) -> np.ndarray | None:
     return w if w is not None and w.ndim == 4 else None
 
 
+def _norm_kind(sd: dict[str, np.ndarray], norm_weight: str, conv_bias: str) -> str:
+    """batch (affine norms), instance (biased inner convolutions) or none (neither)."""
+    if norm_weight in sd:
+        return "batch"
+    return "instance" if conv_bias in sd else "none"
+
+
 def infer_generator_config(sd: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """The `config.model.generator` fields of a reference ResnetGenerator state_dict.
 
@@ -238,7 +245,7 @@ def infer_generator_config(sd: Mapping[str, np.ndarray]) -> dict[str, Any]:
         "name": "resnet",
         "ngf": int(ngf),
         "n_blocks": n_blocks,
-        "norm": "batch" if "model.2.weight" in sd else "instance",
+        "norm": _norm_kind(sd, norm_weight="model.2.weight", conv_bias="model.4.bias"),
         "upsample": "transpose",
         "padding": "reflect",
         "dropout": bool(dropout),
@@ -267,7 +274,7 @@ def infer_discriminator_config(sd: Mapping[str, np.ndarray]) -> dict[str, Any]:
         "name": "patchgan",
         "ndf": int(first.shape[0]),
         "n_layers": n_layers,
-        "norm": "batch" if "model.3.weight" in sd else "instance",
+        "norm": _norm_kind(sd, norm_weight="model.3.weight", conv_bias="model.2.bias"),
         "in_channels": int(first.shape[1]),
     }
 

@@ -66,8 +66,12 @@ class Norm(nn.Module):
 
 
 def uses_bias(norm: str) -> bool:
-    """Convolutions followed by batch norm carry no bias (the norm's shift replaces it)."""
-    return norm != "batch"
+    """The reference's rule: inner convolutions carry a bias only with instance norm.
+
+    (With batch norm its shift replaces the bias; with no norm the reference has none either,
+    so that its `norm="none"` weights convert one to one.)
+    """
+    return norm == "instance"
 
 
 class PaddedConv(nn.Module):

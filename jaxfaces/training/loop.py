@@ -14,6 +14,7 @@ import jax
 import ml_collections
 import numpy as np
 from clu import metric_writers
+from jax.experimental import multihost_utils
 
 from jaxfaces import data as data_lib
 from jaxfaces import rng as rngs
@@ -46,6 +47,8 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
                 num_test=syn.num_test,
                 seed=config.seed,
             )
+        if jax.process_count() > 1:  # The other hosts wait until the data is written.
+            multihost_utils.sync_global_devices("jaxfaces:synthetic_data")
 
 
 class StopRequested:
