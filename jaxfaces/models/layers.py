@@ -6,6 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from jaxfaces.models import fast_conv
+
 Dtype = Any
 
 #: Weight init of the reference CycleGAN (`init_type="normal"`, gain 0.02).
@@ -13,6 +15,15 @@ conv_init = nn.initializers.normal(stddev=0.02)
 
 PADDINGS = ("reflect", "zero")
 NORMS = ("instance", "batch", "none")
+
+
+#: Compute precisions of `config.train.dtype`; parameters always stay float32.
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def compute_dtype(name: str) -> Any:
+    """The jnp dtype named by `config.train.dtype`; an unknown name raises a ValueError."""
+    return DTYPES[check_choice("config.train.dtype", name, tuple(DTYPES))]
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> str:
@@ -77,6 +88,8 @@ def uses_bias(norm: str) -> bool:
 class PaddedConv(nn.Module):
     """Explicit padding (reflect or zero) then a VALID convolution; params `kernel` (HWIO), `bias`.
 
+    The convolution is `fast_conv.conv2d`: matrix products on the CPU, XLA's elsewhere.
+
     With `upsample` ("nearest" or "bilinear") the input is first doubled in size: the
     resize-convolution of Odena et al. (2016) that the thesis uses against checkerboard
     artefacts.
@@ -98,13 +111,7 @@ class PaddedConv(nn.Module):
         x = pad(x, self.pad_width, self.padding)
         k = self.kernel
         w = self.param("kernel", conv_init, (k, k, x.shape[-1], self.features))
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype),
-            w.astype(self.dtype),
-            window_strides=(self.stride, self.stride),
-            padding="VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
+        y = fast_conv.conv2d(x.astype(self.dtype), w.astype(self.dtype), self.stride)
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
         return y
@@ -115,7 +122,8 @@ class ConvTranspose2x(nn.Module):
 
     The kernel is stored as the equivalent direct convolution over the zero-dilated input
     (HWIO, spatially flipped with respect to PyTorch's IOHW kernel), so the converter maps
-    `w_torch[i, o, 2 - h, 2 - w] -> kernel[h, w, i, o]`.
+    `w_torch[i, o, 2 - h, 2 - w] -> kernel[h, w, i, o]`. On the CPU it runs in the
+    equivalent sub-pixel form (`fast_conv.conv_transpose2x`).
     """
 
     features: int
@@ -125,14 +133,7 @@ class ConvTranspose2x(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
         kernel = self.param("kernel", conv_init, (3, 3, x.shape[-1], self.features))
-        y = jax.lax.conv_general_dilated(
-            x.astype(self.dtype),
-            kernel.astype(self.dtype),
-            window_strides=(1, 1),
-            padding=((1, 2), (1, 2)),
-            lhs_dilation=(2, 2),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
+        y = fast_conv.conv_transpose2x(x.astype(self.dtype), kernel.astype(self.dtype))
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
         return y

@@ -9,7 +9,10 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 def make_mesh() -> Mesh:
     """A mesh of every device of every process, on one axis named "data"."""
-    return jax.make_mesh((jax.device_count(),), ("data",))
+    # Auto axes: XLA propagates the batch sharding through every op (reshapes and gathers of
+    # the CPU convolution paths included) without per-op annotations.
+    auto = (jax.sharding.AxisType.Auto,)
+    return jax.make_mesh((jax.device_count(),), ("data",), axis_types=auto)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

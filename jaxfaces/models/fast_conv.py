@@ -1,0 +1,258 @@
+"""Convolutions written as matrix products for XLA:CPU; XLA's own convolutions elsewhere.
+
+On the CPU, XLA's convolutions run well below the speed of its matrix multiply, above all
+their kernel gradients and the backward pass of the transposed convolution (12-14x slower
+than PyTorch's). Here every convolution, and each of its two gradients, is one matrix
+product plus data movement:
+
+* forward, `im2col`: each output pixel's K*K window gathered side by side on the channel
+  axis, times the kernel as a (K*K*C, O) matrix;
+* forward of a narrow convolution (O <= C/4, e.g. the 64 -> 3 output layer), `col2im`: the
+  input times the kernel as (C, K*K*O), then the K*K output slices shifted and summed;
+* input gradient: g times the kernel transposed, shifted back and summed (col2im; by phase
+  for stride 2), or for narrow convolutions the windows of g times the flipped kernel;
+* kernel gradient: g transposed times the input's windows;
+* the x2 transposed convolution: a 2x2 convolution to 4x the channels, then depth-to-space
+  (the sub-pixel form), with the 2x2 kernel built from the stored 3x3 one.
+
+Each computes the same function as `lax.conv_general_dilated` up to float rounding (sums
+run in another order), from the same parameters in the same HWIO layout. The backward pass
+keeps only the input and the kernel (`jax.custom_vjp`) and gathers the windows again, so a
+step's memory stays that of the convolutions.
+
+`set_impl("auto" | "xla" | "matmul")` (or the `impl` context manager) picks the path for
+code traced from then on. "auto" (the default) takes the matrix forms when JAX's default
+backend is the CPU and XLA's convolutions on GPU and TPU (cuDNN, the MXU).
+"""
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+IMPLS = ("auto", "xla", "matmul")
+_impl = "auto"
+
+
+def set_impl(name: str) -> str:
+    """Sets the convolution path for code traced from now on; returns the previous one."""
+    global _impl
+    if name not in IMPLS:
+        raise ValueError(f"unknown convolution impl {name!r}; valid: {', '.join(IMPLS)}")
+    previous, _impl = _impl, name
+    return previous
+
+
+@contextlib.contextmanager
+def impl(name: str) -> Iterator[None]:
+    """`with fast_conv.impl("xla"): ...` traces the enclosed code with that path."""
+    previous = set_impl(name)
+    try:
+        yield
+    finally:
+        set_impl(previous)
+
+
+def use_matmul() -> bool:
+    """Whether convolutions traced now take the matrix-product path."""
+    if _impl == "auto":
+        return jax.default_backend() == "cpu"
+    return _impl == "matmul"
+
+
+def _xla_conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    return jax.lax.conv_general_dilated(
+        x, w, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
+
+
+_DOT = (((3,), (0,)), ((), ()))  # (N, H, W, K) x (K, O) -> (N, H, W, O)
+_DOT_T = (((3,), (1,)), ((), ()))  # (N, H, W, K) x (O, K) -> (N, H, W, O)
+_OVER_PIXELS = (((0, 1, 2), (0, 1, 2)), ((), ()))  # (N, H, W, A) x (N, H, W, B) -> (A, B)
+
+
+def _out_size(size: int, k: int, stride: int) -> int:
+    return (size - k) // stride + 1
+
+
+def _pad(x: jax.Array, h: int, w: int) -> jax.Array:
+    return jnp.pad(x, ((0, 0), (h, h), (w, w), (0, 0)))
+
+
+def _narrow(c: int, o: int) -> bool:
+    """Whether a C -> O convolution is cheaper computed by columns of its output."""
+    return 4 * o <= c
+
+
+def _columns(x: jax.Array, kh: int, kw: int, stride: int) -> jax.Array:
+    """(N, Ho, Wo, kh*kw*C): each output pixel's window, ordered (dy, dx, c) like HWIO.
+
+    Two gathers with small static indices (along W, then along H): XLA compiles them much
+    faster than a concatenation of K*K slices, and runs them as fast.
+    """
+    n, h, w, c = x.shape
+    out_h, out_w = _out_size(h, kh, stride), _out_size(w, kw, stride)
+    cols = (np.arange(out_w)[:, None] * stride + np.arange(kw)).reshape(-1)
+    x = jnp.take(x, cols, axis=2, indices_are_sorted=True).reshape(n, h, out_w, kw * c)
+    rows = (np.arange(out_h)[:, None] * stride + np.arange(kh)).reshape(-1)
+    x = jnp.take(x, rows, axis=1, indices_are_sorted=True).reshape(n, out_h, kh, out_w, kw * c)
+    return x.transpose(0, 1, 3, 2, 4).reshape(n, out_h, out_w, kh * kw * c)
+
+
+def _shift_sum(z: jax.Array, kh: int, kw: int, c: int, flip: bool = False) -> jax.Array:
+    """y[:, i, j] = sum over taps (dy, dx) of z[:, i + dy, j + dx, block (dy, dx)]: col2im.
+
+    z has kh*kw blocks of c channels, ordered (dy, dx); with `flip`, tap (dy, dx) reads
+    block (kh - 1 - dy, kw - 1 - dx). Summed along W, then along H.
+    """
+    n, h, w, _ = z.shape
+    out_h, out_w = _out_size(h, kh, 1), _out_size(w, kw, 1)
+    z = z.reshape(n, h, w, kh, kw * c)
+    bh = (lambda t: kh - 1 - t) if flip else (lambda t: t)
+    bw = (lambda t: kw - 1 - t) if flip else (lambda t: t)
+    rows = sum(z[:, :, t : t + out_w, :, bw(t) * c : (bw(t) + 1) * c] for t in range(kw))
+    return sum(rows[:, t : t + out_h, :, bh(t)] for t in range(kh))
+
+
+def _scatter_sum(dp: jax.Array, kh: int, kw: int, c: int) -> jax.Array:
+    """x[:, i + dy, j + dx] += dp[:, i, j, block (dy, dx)]: the transpose of `_columns`.
+
+    Each block is zero-padded into place (XLA fuses the pads into the sums), along W, then H.
+    """
+    n, h, w, _ = dp.shape
+    dp = dp.reshape(n, h, w, kh, kw * c)
+    wpad = ((0, 0), (0, 0), None, (0, 0), (0, 0))
+    rows = sum(
+        jnp.pad(dp[..., t * c : (t + 1) * c], wpad[:2] + ((t, kw - 1 - t),) + wpad[3:])
+        for t in range(kw)
+    )  # (N, H, W + kw - 1, kh, C)
+    return sum(
+        jnp.pad(rows[:, :, :, t], ((0, 0), (t, kh - 1 - t), (0, 0), (0, 0))) for t in range(kh)
+    )
+
+
+def _forward(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    kh, kw, c, o = w.shape
+    if stride == 1 and _narrow(c, o):
+        z = jax.lax.dot_general(x, w.transpose(2, 0, 1, 3).reshape(c, kh * kw * o), _DOT)
+        return _shift_sum(z, kh, kw, o)
+    return jax.lax.dot_general(_columns(x, kh, kw, stride), w.reshape(kh * kw * c, o), _DOT)
+
+
+def _input_grad(g: jax.Array, w: jax.Array, stride: int, shape: tuple[int, ...]) -> jax.Array:
+    """dx[s*i + dy, s*j + dx] += (g w^T)[i, j, (dy, dx)] for a (N, H, W, C) input."""
+    kh, kw, c, o = w.shape
+    if stride == 1 and _narrow(c, o):
+        # Few output channels: the windows of g (K*K*O wide) times the flipped kernel.
+        return _forward(_pad(g, kh - 1, kw - 1), w[::-1, ::-1].swapaxes(2, 3), 1)
+    dp = jax.lax.dot_general(g, w.reshape(kh * kw * c, o), _DOT_T)  # (N, Ho, Wo, K*K*C)
+    if stride == 1:
+        return _scatter_sum(dp, kh, kw, c)
+    # Stride s: input row s*r + a gathers the taps dy = a + s*m from g row r - m; each
+    # phase (a, b) is a shift-sum over m, and the phases interleave (depth-to-space).
+    n, h, wd, _ = shape
+    mh, mw = -(-kh // stride), -(-kw // stride)
+    rh, rw = g.shape[1] + mh - 1, g.shape[2] + mw - 1
+    dp = _pad(dp, mh - 1, mw - 1).reshape(n, rh + mh - 1, rw + mw - 1, kh, kw, c)
+    phases = []
+    for a in range(stride):
+        for b in range(stride):
+            acc = jnp.zeros((n, rh, rw, c), g.dtype)
+            for m in range(mh):
+                for q in range(mw):
+                    dy, dx = a + stride * m, b + stride * q
+                    if dy < kh and dx < kw:
+                        top, left = mh - 1 - m, mw - 1 - q
+                        acc = acc + dp[:, top : top + rh, left : left + rw, dy, dx]
+            phases.append(acc)
+    z = jnp.stack(phases, axis=3).reshape(n, rh, rw, stride * stride * c)
+    dx = depth_to_space(z, stride)[:, :h, :wd]
+    return jnp.pad(dx, ((0, 0), (0, h - dx.shape[1]), (0, wd - dx.shape[2]), (0, 0)))
+
+
+def _kernel_grad(x: jax.Array, g: jax.Array, w_shape: tuple[int, ...], stride: int) -> jax.Array:
+    kh, kw, c, o = w_shape
+    if stride == 1 and _narrow(c, o):
+        # x^T times the windows of g (K*K*O wide), as for the input gradient.
+        cols = _columns(_pad(g, kh - 1, kw - 1), kh, kw, 1)
+        dw = jax.lax.dot_general(x, cols, _OVER_PIXELS)  # (C, (dy, dx, o)), taps flipped
+        return dw.reshape(c, kh, kw, o).transpose(1, 2, 0, 3)[::-1, ::-1]
+    # g^T (O x pixels) times the windows: this orientation needs no copy of the windows.
+    dw = jax.lax.dot_general(g, _columns(x, kh, kw, stride), _OVER_PIXELS)  # (O, K*K*C)
+    return dw.T.reshape(kh, kw, c, o)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _matmul_conv(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
+    return _forward(x, w, stride)
+
+
+def _matmul_conv_fwd(x, w, stride):
+    # Keeps only the input and kernel: the windows are gathered again in the backward pass.
+    return _forward(x, w, stride), (x, w)
+
+
+def _matmul_conv_bwd(stride, res, g):
+    x, w = res
+    return _input_grad(g, w, stride, x.shape), _kernel_grad(x, g, w.shape, stride)
+
+
+_matmul_conv.defvjp(_matmul_conv_fwd, _matmul_conv_bwd)
+
+
+def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
+    """VALID convolution, NHWC input and HWIO kernel, the same stride on both axes."""
+    if not use_matmul():
+        return _xla_conv(x, w, stride)
+    return _matmul_conv(x, w, stride)
+
+
+# Sub-pixel form of the x2 transposed convolution. In one dimension, over the zero-dilated
+# input padded (1, 2), output 2r is x[r] * k[1] and output 2r + 1 is x[r] * k[0] +
+# x[r + 1] * k[2]: phase a of tap t (x[r + t]) uses kernel entry _PHASE_TAP[a][t].
+_PHASE_TAP = ((1, None), (0, 2))
+
+
+def subpixel_kernel(w: jax.Array) -> jax.Array:
+    """(3, 3, I, O) kernel of the dilated form -> (2, 2, I, 4*O), output channels (a, b, o)."""
+    zero = jnp.zeros(w.shape[2:], w.dtype)
+    taps = []
+    for th in range(2):
+        for tw in range(2):
+            phases = []
+            for a in range(2):
+                for b in range(2):
+                    i, j = _PHASE_TAP[a][th], _PHASE_TAP[b][tw]
+                    phases.append(zero if i is None or j is None else w[i, j])
+            taps.append(jnp.stack(phases, axis=1))  # (I, 4, O)
+    return jnp.stack(taps).reshape(2, 2, w.shape[2], 4 * w.shape[3])
+
+
+def depth_to_space(z: jax.Array, block: int = 2) -> jax.Array:
+    """(N, H, W, b*b*C) with channels (a, b, c) -> (N, b*H, b*W, C), pixel (b*i + a, b*j + b)."""
+    n, h, w, c = z.shape
+    c //= block * block
+    z = z.reshape(n, h, w, block, block, c).transpose(0, 1, 3, 2, 4, 5)
+    return z.reshape(n, h * block, w * block, c)
+
+
+def conv_transpose2x(x: jax.Array, w: jax.Array) -> jax.Array:
+    """PyTorch's ConvTranspose2d(3, stride 2, padding 1, output_padding 1), NHWC.
+
+    `w` (3, 3, I, O) is the kernel of the equivalent convolution over the zero-dilated input
+    (PyTorch's kernel flipped in space).
+    """
+    if not use_matmul():
+        return jax.lax.conv_general_dilated(
+            x,
+            w,
+            window_strides=(1, 1),
+            padding=((1, 2), (1, 2)),
+            lhs_dilation=(2, 2),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        )
+    xp = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
+    return depth_to_space(conv2d(xp, subpixel_kernel(w)))
