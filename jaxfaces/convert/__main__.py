@@ -2,6 +2,8 @@
 
   python -m jaxfaces.convert cyclegan --pth latest_net_G_A.pth [--pth_b latest_net_G_B.pth] \
       --out DIR
+  python -m jaxfaces.convert vgg19 --pth vgg19-dcbb9e9d.pth [--out FILE]
+  python -m jaxfaces.convert inception --pth pt_inception-2015-12-05-6726825d.pth [--out FILE]
 
 Each subcommand is a converter module with `add_arguments(parser)` and `main(args) -> str`.
 """
@@ -10,10 +12,12 @@ import argparse
 import sys
 import types
 
-from jaxfaces.convert import pytorch_cyclegan
+from jaxfaces.convert import inception, pytorch_cyclegan, vgg19
 
 COMMANDS: dict[str, tuple[types.ModuleType, str]] = {
     "cyclegan": (pytorch_cyclegan, "reference CycleGAN ResNet generators -> a checkpoint"),
+    "vgg19": (vgg19, "torchvision's ImageNet VGG19 -> the VGG19 weight file"),
+    "inception": (inception, "pytorch-fid's FID InceptionV3 -> the FID/KID weight file"),
 }
 
 

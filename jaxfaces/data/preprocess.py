@@ -53,6 +53,14 @@ def resize(img: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
+def resize_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bicubic resize of a uint8 (H, W, 3) image to (height, width); a no-op if it matches."""
+    if img.shape[:2] == (height, width):
+        return img
+    resized = Image.fromarray(img).resize((width, height), Image.Resampling.BICUBIC)
+    return np.asarray(resized, dtype=np.uint8)
+
+
 def read_image(path: PathLike, size: int | None = None) -> np.ndarray:
     """Reads an image file as RGB.
 
