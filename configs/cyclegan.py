@@ -16,6 +16,8 @@ horse2zebra: num_steps=266800, decay_steps=133400) and reaches recognisable zebr
 
 import ml_collections
 
+from configs.nst import vgg_config
+
 
 def get_config() -> ml_collections.ConfigDict:
     """Returns the reference CycleGAN configuration."""
@@ -63,13 +65,31 @@ def get_config() -> ml_collections.ConfigDict:
     disc.ndf = 64  # Filters of the first convolution.
     disc.n_layers = 3  # Stride-2 convolutions: 3 gives the 70x70 PatchGAN.
     disc.norm = "instance"  # instance | batch | none.
+    disc.pack = 1  # PacGAN: images per discriminator input (1 = the plain PatchGAN).
 
     config.loss = loss = ml_collections.ConfigDict()
-    loss.gan_mode = "lsgan"  # lsgan (least squares) | vanilla (BCE with logits).
+    loss.gan_mode = "lsgan"  # lsgan (least squares) | vanilla (BCE) | wgan-gp | hinge.
+    loss.gp_weight = 10.0  # wgan-gp: weight of the gradient penalty.
     loss.lambda_a = 10.0  # Weight of the cycle loss A -> B -> A.
     loss.lambda_b = 10.0  # Weight of the cycle loss B -> A -> B.
     loss.lambda_identity = 0.5  # Identity loss weight, relative to lambda_a / lambda_b.
     loss.pool_size = 50  # Image history pool per direction (0 disables it).
+    loss.tv_weight = 0.0  # Total variation of the translations (thesis 1e-4); 0 = off.
+    loss.identity = "pixel"  # pixel (reference L1) | vgg (CycleGAN+NST: content + style).
+    loss.vgg = vgg = ml_collections.ConfigDict()  # The VGG identity loss (identity = "vgg").
+    vgg.content_layer = "conv3_2"  # Content: input vs its translation, mean squared error.
+    vgg.style_layers = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")  # Style layers.
+    vgg.style_layer_weights = (1.0, 1.0, 1.0, 1.0, 1.0)  # Per style layer.
+    vgg.style_form = "features_l1"  # features_l1 (thesis code) | gram (thesis text).
+    vgg.content_weight = 5.0  # Weight of the content term (thesis code).
+    vgg.style_weight = 0.05  # Weight of the style term (thesis code).
+    loss.d_noise = d_noise = ml_collections.ConfigDict()  # Noise on discriminator inputs.
+    d_noise.kind = "none"  # none | uniform (w x + (1 - w) U(-1, 1)) | gaussian (x + sigma N).
+    d_noise.start = 0.5  # uniform: w at step 0, rising linearly to 1 (thesis 0.5).
+    d_noise.sigma = 0.1  # gaussian: sigma at step 0, falling linearly to 0.
+    d_noise.anneal_steps = 0  # Steps until the noise is gone (thesis: 200 epochs).
+
+    config.vgg = vgg_config(pool="max")  # VGG19 weights, for loss.identity = "vgg".
 
     config.optim = optim = ml_collections.ConfigDict()
     optim.lr = 2e-4  # Adam learning rate.
@@ -84,6 +104,9 @@ def get_config() -> ml_collections.ConfigDict:
     train.log_images_every = (
         1000  # Image grids (real / fake / reconstructed) every this many steps.
     )
+    train.eval_every = 0  # Test metrics + report (WORKDIR/eval) every this many steps; 0: off.
     train.ckpt_every = 5000  # Save a checkpoint every this many steps (and at the end).
     train.keep_checkpoints = 3  # Checkpoints kept (the newest).
+    train.dtype = "float32"  # Compute: float32 | bfloat16 (params, optimizer, losses stay fp32).
+    train.profile = 0  # N > 0: trace N steps (after the first) into WORKDIR/profile.
     return config

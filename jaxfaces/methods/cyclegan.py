@@ -9,7 +9,14 @@ The state is a plain dict pytree (it checkpoints, shards and restores without cl
   step, rng, params/{g_a,g_b,d_a,d_b}, batch_stats/{...} (empty without batch norm),
   opt_g, opt_d, pool_a (fakes of A, for D_B), pool_b (fakes of B, for D_A),
   and, with `train.ema_decay` > 0, ema/{g_a,g_b}: an exponential moving average of the
-  generators' parameters (Yazici et al. 2019), which translation then uses.
+  generators' parameters (Yazici et al. 2019), which translation then uses;
+  with the VGG identity loss, frozen/vgg: the VGG19 weights (checkpointed with the rest, so
+  a resumed run uses the weights it started with).
+
+The thesis's improvements are switches, all off in the reference config: noise on the
+discriminators' inputs (`loss.d_noise`), total variation (`loss.tv_weight`), PacGAN
+(`model.discriminator.pack`), the VGG content + style loss in place of the pixel identity
+loss (`loss.identity = "vgg"`: CycleGAN+NST), and the wgan-gp / hinge GAN losses.
 """
 
 from collections.abc import Callable
@@ -21,18 +28,19 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from jaxfaces import losses, pool
+from jaxfaces import losses, noise, pool
 from jaxfaces import rng as rngs
-from jaxfaces.models import discriminators, generators
+from jaxfaces.models import discriminators, generators, layers, vgg
 
 State = dict[str, Any]
 GENERATOR_OF = {"AtoB": "g_a", "BtoA": "g_b"}
 
 
 def models(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
-    """The four networks, by state key."""
-    g = generators.make_generator(config.model.generator)
-    d = discriminators.make_discriminator(config.model.discriminator)
+    """The four networks, by state key, computing in `train.dtype` (parameters stay fp32)."""
+    dtype = layers.compute_dtype(config.train.get("dtype", "float32"))
+    g = generators.make_generator(config.model.generator, dtype)
+    d = discriminators.make_discriminator(config.model.discriminator, dtype)
     return {"g_a": g, "g_b": g, "d_a": d, "d_b": d}
 
 
@@ -56,14 +64,62 @@ def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation
     return optax.adam(lr_schedule(config), b1=config.optim.b1, b2=config.optim.b2)
 
 
+def pack_size(config: ml_collections.ConfigDict) -> int:
+    """PacGAN's m: images per discriminator input (1 = the plain discriminator)."""
+    m = int(config.model.discriminator.get("pack", 1))
+    if m < 1:
+        raise ValueError(f"config.model.discriminator.pack must be >= 1, got {m}")
+    return m
+
+
+IDENTITY_KINDS = ("pixel", "vgg")
+STYLE_FORMS = ("gram", "features_l1")
+
+
+def uses_vgg(config: ml_collections.ConfigDict) -> bool:
+    """Whether the identity loss is the VGG content + style loss (CycleGAN+NST)."""
+    kind = config.loss.get("identity", "pixel")
+    if kind not in IDENTITY_KINDS:
+        raise ValueError(
+            f"unknown config.loss.identity {kind!r}; valid: {', '.join(IDENTITY_KINDS)}"
+        )
+    return kind == "vgg" and config.loss.lambda_identity > 0
+
+
+def vgg_layers(config: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """The VGG19 layers the identity loss reads."""
+    c = config.loss.vgg
+    return (c.content_layer, *c.style_layers)
+
+
+def vgg_shapes(config: ml_collections.ConfigDict) -> dict:
+    """Shape-only VGG19 parameters up to the deepest layer the identity loss reads."""
+    return vgg.param_shapes(vgg_layers(config))
+
+
+def load_frozen(config: ml_collections.ConfigDict, state: State) -> State:
+    """Puts the VGG19 weights (`config.vgg.weights`) into a fresh state, if it uses them."""
+    if "frozen" not in state:
+        return state
+    params, described = vgg.resolve_params(config.vgg.weights)
+    print(f"VGG19 weights for the identity loss: {described}", flush=True)
+    shapes = vgg_shapes(config)
+    return {**state, "frozen": {"vgg": {k: params[k] for k in shapes}}}
+
+
 def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
     """Fresh parameters (N(0, 0.02) convolutions), optimizer states and empty pools."""
     size = config.data.size
     x = jnp.zeros((1, size, size, 3), jnp.float32)
+    packed = jnp.zeros((1, size, size, 3 * pack_size(config)), jnp.float32)
     nets = models(config)
     keys = dict(zip(nets, jax.random.split(jax.random.fold_in(rng, 0), len(nets)), strict=True))
     variables = {
-        name: net.init({"params": keys[name], "dropout": keys[name]}, x, train=False)
+        name: net.init(
+            {"params": keys[name], "dropout": keys[name]},
+            packed if name.startswith("d_") else x,
+            train=False,
+        )
         for name, net in nets.items()
     }
     params = {k: v["params"] for k, v in variables.items()}
@@ -74,6 +130,9 @@ def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
     pool_size = config.loss.pool_size
     ema = jax.tree.map(jnp.copy, g_params)  # Its own buffers: the state is donated.
     extra = {"ema": ema} if config.train.get("ema_decay", 0.0) > 0 else {}
+    if uses_vgg(config):  # Placeholders; `load_frozen` puts the weights in.
+        zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), vgg_shapes(config))
+        extra["frozen"] = {"vgg": zeros}
     return {
         **extra,
         "step": jnp.zeros((), jnp.int32),
@@ -109,20 +168,88 @@ class _Runner:
         return y
 
 
+def vgg_identity_loss(
+    config: ml_collections.ConfigDict,
+    vgg_params: Any,
+    source: jax.Array,
+    translated: jax.Array,
+    style: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """CycleGAN+NST's (content, style) losses of a translation, replacing the identity loss.
+
+    content: mean squared difference of the content layer's features of the source image and
+    its translation; style: between the translation and an image of the target domain, over
+    the style layers, either as Gram matrices (`gram`: Gatys et al.'s E_l, as the thesis
+    text) or as the mean absolute difference of the raw activations (`features_l1`, as the
+    thesis's code), weighted per layer.
+    """
+    c = config.loss.vgg
+    net = vgg.VGG19(pool=config.vgg.pool)
+    layers = vgg_layers(config)
+    both = net.apply({"params": vgg_params}, jnp.concatenate([translated, source, style]), layers)
+    n = source.shape[0]
+    f_t, f_s, f_y = ({k: v[i * n : (i + 1) * n] for k, v in both.items()} for i in range(3))
+    content = jnp.mean(
+        jnp.square(f_t[c.content_layer] - jax.lax.stop_gradient(f_s[c.content_layer]))
+    )
+    weights = dict(zip(c.style_layers, c.style_layer_weights, strict=True))
+    if c.style_form == "gram":
+        grams = {k: jax.lax.stop_gradient(losses.normalized_gram(f_y[k])) for k in weights}
+        style_loss = jnp.mean(losses.style_loss(f_t, grams, weights))
+    elif c.style_form == "features_l1":
+        style_loss = sum(
+            w * losses.l1(f_t[k], jax.lax.stop_gradient(f_y[k])) for k, w in weights.items()
+        )
+    else:
+        raise ValueError(
+            f"unknown config.loss.vgg.style_form {c.style_form!r}; valid: {', '.join(STYLE_FORMS)}"
+        )
+    return content, style_loss
+
+
+def check_loss_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming the key of a bad loss setting (before anything compiles)."""
+    losses.gan_loss(jnp.zeros(()), True, config.loss.gan_mode)
+    noise.check(config.loss.d_noise)
+    pack_size(config)
+    if uses_vgg(config):
+        c = config.loss.vgg
+        if c.style_form not in STYLE_FORMS:
+            raise ValueError(
+                f"unknown config.loss.vgg.style_form {c.style_form!r}; "
+                f"valid: {', '.join(STYLE_FORMS)}"
+            )
+        if len(c.style_layers) != len(c.style_layer_weights):
+            raise ValueError(
+                "config.loss.vgg.style_layers and style_layer_weights differ in length"
+            )
+
+
 def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict], tuple]:
     """Returns the pure `train_step(state, batch) -> (state, metrics)` to jit."""
     nets = models(config)
     tx = optimizer(config)
     schedule = lr_schedule(config)
     cfg = config.loss
-    gan = lambda logits, real: losses.gan_loss(logits, real, cfg.gan_mode)
-    losses.gan_loss(jnp.zeros(()), True, cfg.gan_mode)  # Unknown modes fail here, not in jit.
+    check_loss_config(config)
+    m = pack_size(config)
+    vgg_identity = uses_vgg(config)
+
+    def gan(logits, real, discriminator=False):
+        return losses.gan_loss(logits, real, cfg.gan_mode, discriminator)
 
     def train_step(state: State, batch: dict[str, jax.Array]) -> tuple[State, dict]:
         key = jax.random.fold_in(rngs.from_data(state["rng"]), state["step"])
         k_g, k_d, k_pool_a, k_pool_b = jax.random.split(key, 4)
+        k_noise, k_gp = jax.random.fold_in(key, 4), jax.random.fold_in(key, 5)
         real_a, real_b = batch["a"], batch["b"]
         d_params = {k: state["params"][k] for k in ("d_a", "d_b")}
+        step = state["step"]
+
+        def discriminate(run, name, x, tag):
+            """D's logits for a batch: noised (per call site), then packed."""
+            x = noise.apply(x, jax.random.fold_in(k_noise, tag), step, cfg.d_noise)
+            return run(name, discriminators.pack(x, m))
 
         def g_loss_fn(g_params):
             run = _Runner(nets, {**g_params, **d_params}, state["batch_stats"], k_g)
@@ -131,17 +258,28 @@ def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict]
             fake_a = run("g_b", real_b)
             rec_b = run("g_a", fake_a)
             terms = {}
-            if cfg.lambda_identity > 0:
+            if cfg.lambda_identity > 0 and not vgg_identity:
                 terms["idt_a"] = losses.l1(run("g_a", real_b), real_b) * (
                     cfg.lambda_b * cfg.lambda_identity
                 )
                 terms["idt_b"] = losses.l1(run("g_b", real_a), real_a) * (
                     cfg.lambda_a * cfg.lambda_identity
                 )
-            terms["g_a"] = gan(run("d_a", fake_b), True)
-            terms["g_b"] = gan(run("d_b", fake_a), True)
+            if vgg_identity:
+                p = state["frozen"]["vgg"]
+                content_a, style_a = vgg_identity_loss(config, p, real_a, fake_b, real_b)
+                content_b, style_b = vgg_identity_loss(config, p, real_b, fake_a, real_a)
+                terms["content_a"] = cfg.vgg.content_weight * content_a
+                terms["style_a"] = cfg.vgg.style_weight * style_a
+                terms["content_b"] = cfg.vgg.content_weight * content_b
+                terms["style_b"] = cfg.vgg.style_weight * style_b
+            terms["g_a"] = gan(discriminate(run, "d_a", fake_b, 0), True)
+            terms["g_b"] = gan(discriminate(run, "d_b", fake_a, 1), True)
             terms["cycle_a"] = losses.l1(rec_a, real_a) * cfg.lambda_a
             terms["cycle_b"] = losses.l1(rec_b, real_b) * cfg.lambda_b
+            if cfg.tv_weight > 0:
+                tv = losses.total_variation(fake_a).mean() + losses.total_variation(fake_b).mean()
+                terms["tv"] = cfg.tv_weight * tv
             total = sum(terms.values())
             return total, (terms, fake_a, fake_b, run.stats)
 
@@ -157,9 +295,21 @@ def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict]
 
         def d_loss_fn(d_params):
             run = _Runner(nets, d_params, stats, k_d)
-            d_a = 0.5 * (gan(run("d_a", real_b), True) + gan(run("d_a", pooled_b), False))
-            d_b = 0.5 * (gan(run("d_b", real_a), True) + gan(run("d_b", pooled_a), False))
-            return d_a + d_b, ({"d_a": d_a, "d_b": d_b}, run.stats)
+            out, gp = {}, {}
+            for name, real, fake, tag in (
+                ("d_a", real_b, pooled_b, 2),
+                ("d_b", real_a, pooled_a, 4),
+            ):
+                out[name] = 0.5 * (
+                    gan(discriminate(run, name, real, tag), True, True)
+                    + gan(discriminate(run, name, fake, tag + 1), False, True)
+                )
+                if cfg.gan_mode == "wgan-gp":
+                    critic = lambda x, name=name: run(name, discriminators.pack(x, m))  # noqa: E731
+                    gp[f"gp_{name[-1]}"] = cfg.gp_weight * losses.gradient_penalty(
+                        critic, real, fake, jax.random.fold_in(k_gp, tag)
+                    )
+            return sum(out.values()) + sum(gp.values()), ({**out, **gp}, run.stats)
 
         (_, (d_terms, stats)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d_params)
         d_updates, opt_d = tx.update(d_grads, state["opt_d"], d_params)
@@ -174,6 +324,12 @@ def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict]
         metrics = {f"loss/{k}": v for k, v in {**terms, **d_terms}.items()}
         metrics["loss/g_total"] = loss_g
         metrics["lr"] = schedule(state["step"])
+        if cfg.d_noise.kind != "none":
+            metrics["d_noise"] = (
+                noise.signal_weight(step, cfg.d_noise)
+                if cfg.d_noise.kind == "uniform"
+                else noise.noise_sigma(step, cfg.d_noise)
+            )
         new_state = {
             **state,
             **ema,
@@ -213,6 +369,14 @@ def make_translate(config: ml_collections.ConfigDict) -> Callable[[dict, jax.Arr
     """Returns `translate(generator_variables, images) -> images` (inference mode)."""
     g = generators.make_generator(config.model.generator)
     return lambda variables, x: g.apply(variables, x, train=False)
+
+
+def make_discriminate(config: ml_collections.ConfigDict) -> Callable[[dict, jax.Array], jax.Array]:
+    """Returns `discriminate(discriminator_variables, images) -> logits` (inference mode),
+    packing the images for PacGAN (batches of at least `pack` images)."""
+    d = discriminators.make_discriminator(config.model.discriminator)
+    m = pack_size(config)
+    return lambda variables, x: d.apply(variables, discriminators.pack(x, m), train=False)
 
 
 def make_visuals(config: ml_collections.ConfigDict) -> Callable[[State, dict], dict]:

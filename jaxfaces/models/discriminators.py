@@ -55,3 +55,19 @@ def make_discriminator(cfg: Any, dtype: Any = jnp.float32) -> nn.Module:
     return DISCRIMINATORS[name](
         ndf=cfg["ndf"], n_layers=cfg["n_layers"], norm=cfg["norm"], dtype=dtype
     )
+
+
+def pack(x: jax.Array, m: int) -> jax.Array:
+    """PacGAN packing (Lin et al. 2018): each image with the next m - 1 of its batch (cyclically)
+    on the channel axis, (B, H, W, C) -> (B, H, W, m C); m = 1 returns `x`.
+
+    The batch must hold at least m images, so that a pack holds m different samples.
+    """
+    if m == 1:
+        return x
+    if x.shape[0] < m:
+        raise ValueError(
+            f"PacGAN packs of {m} need batches of at least {m} images, got {x.shape[0]} "
+            "(config.data.batch_size vs config.model.discriminator.pack)"
+        )
+    return jnp.concatenate([jnp.roll(x, -i, axis=0) for i in range(m)], axis=-1)

@@ -1,0 +1,163 @@
+"""Ablation of the thesis's CycleGAN switches on the built-in faces, same budget for each.
+
+  python bench/ablation.py                          # every variant, 64 px, CPU-sized nets
+  python bench/ablation.py --steps 300 --variants baseline pacgan --out ablation.md
+
+Each variant is the CPU-sized baseline (configs/demo.py's networks at --size px) with one
+switch of configs/cyclegan_thesis.py turned on, or all of them ("thesis"). Every run trains
+--steps steps from the same seed on the same data, then translates the test split both
+ways; the table gives the L1 and PSNR of the translations to the true translations, the
+cycle reconstruction L1, each against the identity baseline (input vs truth), and the
+training speed. VGG-based variants use the converted VGG19 weights when found and say
+"random VGG" in the table otherwise (the numbers then say little about the method).
+Written as Markdown to --out and printed.
+"""
+
+import argparse
+import pathlib
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import ml_collections  # noqa: E402
+
+
+def _uniform_noise(c):
+    c.loss.d_noise.kind = "uniform"
+    c.loss.d_noise.start = 0.5
+    c.loss.d_noise.anneal_steps = c.train.num_steps
+
+
+def _resize_conv(c):
+    c.model.generator.upsample = "nearest"
+
+
+def _tv(c):
+    c.loss.tv_weight = 1e-4
+
+
+def _pacgan(c):
+    c.model.discriminator.pack = 2
+
+
+def _nst(c, form="features_l1"):
+    c.loss.identity = "vgg"
+    c.loss.vgg.style_form = form
+
+
+def _thesis(c):
+    for switch in (_uniform_noise, _resize_conv, _tv, _pacgan, _nst):
+        switch(c)
+
+
+VARIANTS = {
+    "baseline": lambda c: None,
+    "resize_conv": _resize_conv,
+    "d_noise": _uniform_noise,
+    "tv": _tv,
+    "pacgan": _pacgan,
+    "cyclegan_nst": _nst,
+    "cyclegan_nst_gram": lambda c: _nst(c, "gram"),
+    "wgan_gp": lambda c: setattr(c.loss, "gan_mode", "wgan-gp"),
+    "hinge": lambda c: setattr(c.loss, "gan_mode", "hinge"),
+    "thesis": _thesis,
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--steps", type=int, default=400, help="training steps per variant")
+    p.add_argument("--size", type=int, default=64, help="image side (px)")
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--data", default=None, help="built-in data folder (default: a temp dir)")
+    p.add_argument("--workdir", default=None, help="keep the runs here (default: a temp dir)")
+    p.add_argument("--out", default="ablation.md", help="Markdown table file")
+    return p.parse_args(argv)
+
+
+def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collections.ConfigDict:
+    """configs/demo.py at --size with the variant's switch."""
+    from configs import demo
+
+    c = demo.get_config()
+    c.data.root = data
+    c.data.synthetic.enabled = True
+    c.data.synthetic.size = args.size
+    c.data.size = args.size
+    c.data.load_size = args.size + args.size // 8
+    c.data.batch_size = args.batch
+    c.train.num_steps = args.steps
+    c.train.decay_steps = args.steps // 2
+    c.train.log_every = max(1, args.steps // 4)
+    c.train.log_images_every = args.steps
+    c.train.ckpt_every = args.steps
+    c.train.eval_every = 0
+    VARIANTS[name](c)
+    return c
+
+
+def vgg_note(config: ml_collections.ConfigDict) -> str:
+    """ "" without the VGG loss; else whether real weights were found."""
+    from jaxfaces.models import vgg
+
+    if config.loss.identity != "vgg":
+        return ""
+    try:
+        vgg.find_weights(config.vgg.weights or None)
+        return "VGG19 ImageNet"
+    except FileNotFoundError:
+        config.vgg.weights = "random"
+        return "random VGG"
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from jaxfaces.training import loop
+
+    tmp = tempfile.TemporaryDirectory()
+    data = args.data or str(pathlib.Path(tmp.name) / "faces")
+    work = pathlib.Path(args.workdir or tmp.name)
+    rows = []
+    for name in args.variants:
+        config = variant_config(name, args, data)
+        note = vgg_note(config)
+        print(f"=== {name} {note}", flush=True)
+        start = time.perf_counter()
+        result = loop.train(config, work / name)
+        seconds = time.perf_counter() - start
+        ev = result["eval"]
+        rows.append((name, note, ev, args.steps / seconds))
+    lines = [
+        f"Ablation: {args.steps} steps at {args.size} px, batch {args.batch}, built-in faces "
+        "(L1 in [-1, 1] units; ratio = L1 / identity L1; steps/s includes compile + eval)",
+        "",
+        "| variant | A->B L1 (ratio) | A->B PSNR | B->A L1 (ratio) | B->A PSNR "
+        "| cycle L1 A / B | steps/s | note |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for name, note, ev, speed in rows:
+        a, b = ev["AtoB"], ev["BtoA"]
+        psnr = lambda m: f"{m['psnr']:.2f}" if "psnr" in m else "-"  # noqa: E731
+        lines.append(
+            f"| {name} | {a['l1']:.4f} ({a['ratio']:.2f}) | {psnr(a)} | {b['l1']:.4f} "
+            f"({b['ratio']:.2f}) | {psnr(b)} | {a['cycle_l1']:.4f} / {b['cycle_l1']:.4f} "
+            f"| {speed:.2f} | {note} |"
+        )
+    baseline = rows[0][2]
+    lines.append(
+        f"\nIdentity baseline: A->B {baseline['AtoB']['identity_l1']:.4f}, "
+        f"B->A {baseline['BtoA']['identity_l1']:.4f}"
+    )
+    table = "\n".join(lines)
+    pathlib.Path(args.out).write_text(table + "\n")
+    print("\n" + table)
+    tmp.cleanup()
+
+
+if __name__ == "__main__":
+    main()
