@@ -21,8 +21,11 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 demo: $(VENV)/.installed
 	$(PY) train.py --config=configs/demo.py --workdir=$(WORKDIR)
 
-# The whole suite, slow end-to-end runs included; ruff lint first.
+# The whole suite, slow end-to-end runs included; ruff lint first. The report tests render
+# pages in headless Chromium: installed here on Debian (as root) when missing.
 test: $(VENV)/.installed-test
+	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q --durations=15
 

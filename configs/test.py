@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.decay_steps = 3  # Decay over the second half.
     config.train.log_every = 2  # Log often.
     config.train.log_images_every = 3  # Images often.
+    config.train.eval_every = 3  # Evaluate the test split twice (steps 3 and 6).
     config.train.ckpt_every = 3  # Checkpoint often.
     config.train.keep_checkpoints = 2  # Keep two.
     return config

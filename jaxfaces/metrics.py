@@ -28,7 +28,8 @@ SSIM_WINDOW, SSIM_SIGMA, SSIM_K1, SSIM_K2 = 11, 1.5, 0.01, 0.03
 
 #: Decision threshold on discriminator outputs per GAN mode: LSGAN targets are 0 and 1,
 #: vanilla outputs are logits (sigmoid 0.5 at 0).
-GAN_THRESHOLDS = {"lsgan": 0.5, "vanilla": 0.0}
+# wgan-gp has none: a critic's outputs have no fixed offset between real and fake.
+GAN_THRESHOLDS = {"lsgan": 0.5, "vanilla": 0.0, "hinge": 0.0}
 
 #: cv2.pyrDown / pyrUp binomial taps, one axis.
 PYRAMID_TAPS = (1 / 16, 4 / 16, 6 / 16, 4 / 16, 1 / 16)

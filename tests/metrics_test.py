@@ -104,6 +104,7 @@ def test_adversarial_accuracy_counts_patches():
     perfect = jax.jit(metrics.adversarial_accuracy)(jnp.ones((2, 6, 6, 1)), jnp.zeros((2, 6, 6, 1)))
     assert float(perfect) == 1.0
     assert metrics.gan_threshold("lsgan") == 0.5 and metrics.gan_threshold("vanilla") == 0.0
+    assert metrics.gan_threshold("hinge") == 0.0
     with pytest.raises(ValueError, match="lsgan, vanilla"):
         metrics.gan_threshold("wgan")
 
