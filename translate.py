@@ -1,16 +1,22 @@
-"""Translates images with a trained checkpoint.
+"""Translates images with a trained checkpoint, or by neural style transfer.
 
   python translate.py --ckpt=runs/demo --direction=AtoB --input=photos/ --output=out/ [--sheet]
+      [--truth=portraits/]   # per-image and mean L1, PSNR, SSIM to the true translations
+  python translate.py --method=nst --content=photos/ --style=painting.png --output=out/ \
+      [--config=configs/nst.py --config.nst.steps=200] [--steps --optimizer --init --size]
 
---input is a file, a folder or a glob; each image is written under its own name in --output.
+--input / --content is a file, a folder or a glob; each image is written under its own name in
+--output (style transfer also writes losses.csv).
 """
 
 import sys
 
 from absl import app, flags
+from ml_collections import config_flags
 
 from jaxfaces import cli
 
+flags.DEFINE_enum("method", "ckpt", ["ckpt", "nst"], "ckpt: a trained model; nst: style transfer.")
 flags.DEFINE_string("ckpt", None, "Workdir (or its checkpoints/ folder) of a trained model.")
 flags.DEFINE_integer("step", None, "Checkpoint step to use (default: the newest).")
 flags.DEFINE_enum("direction", "AtoB", ["AtoB", "BtoA"], "AtoB: domain A -> B; BtoA: B -> A.")
@@ -18,8 +24,39 @@ flags.DEFINE_string("input", None, "Image file, folder of images, or glob patter
 flags.DEFINE_string("output", None, "Output folder (created if missing).")
 flags.DEFINE_integer("size", None, "Translate at size x size (a multiple of 4).")
 flags.DEFINE_bool("sheet", False, "Also write input | output grids (sheet_NNN.png).")
-flags.mark_flags_as_required(["ckpt", "input", "output"])
+flags.DEFINE_string(
+    "truth", None, "Folder of true translations (same names): writes OUTPUT/metrics.csv."
+)
+config_flags.DEFINE_config_file("config", None, "nst: config file (default configs/nst.py).")
+flags.DEFINE_string("content", None, "nst: content image file, folder or glob.")
+flags.DEFINE_string("style", None, "nst: the style image.")
+flags.DEFINE_integer("steps", None, "nst: optimisation steps (config.nst.steps).")
+flags.DEFINE_enum("optimizer", None, ["adam", "lbfgs"], "nst: optimiser (config.nst.optimizer).")
+flags.DEFINE_enum("init", None, ["content", "noise", "mean"], "nst: start (config.nst.init).")
+flags.DEFINE_string("vgg_weights", None, "nst: VGG19 weight file (config.vgg.weights).")
+flags.mark_flags_as_required(["output"])
 FLAGS = flags.FLAGS
+
+
+def style_transfer() -> int:
+    from configs import nst as nst_config
+    from jaxfaces import inference
+    from jaxfaces.methods import nst
+
+    if not FLAGS.content or not FLAGS.style:
+        raise ValueError("--method=nst needs --content and --style")
+    config = FLAGS.config or nst_config.get_config()
+    overrides = {"steps": FLAGS.steps, "optimizer": FLAGS.optimizer, "init": FLAGS.init}
+    overrides["size"] = FLAGS.size
+    with config.unlocked():
+        config.nst.update({k: v for k, v in overrides.items() if v is not None})
+        if FLAGS.vgg_weights is not None:
+            config.vgg.weights = FLAGS.vgg_weights
+    files = inference.expand_inputs(FLAGS.content)
+    print(f"style transfer of {len(files)} image(s) after {FLAGS.style}", flush=True)
+    written = nst.run_files(config, files, FLAGS.style, FLAGS.output)
+    print(f"wrote {len(written)} file(s) to {FLAGS.output}", flush=True)
+    return 0
 
 
 def main(argv: list[str]) -> int:
@@ -29,12 +66,16 @@ def main(argv: list[str]) -> int:
     from jaxfaces import inference
 
     try:
+        if FLAGS.method == "nst":
+            return style_transfer()
+        if not FLAGS.ckpt or not FLAGS.input:
+            raise ValueError("--ckpt and --input are required (or use --method=nst)")
         files = inference.expand_inputs(FLAGS.input)
         translators, step = inference.load_translators(FLAGS.ckpt, FLAGS.step)
         translator = translators(FLAGS.direction)
         print(f"{len(files)} image(s), {FLAGS.direction}, checkpoint step {step}", flush=True)
         written, skipped = inference.translate_files(
-            translator, files, FLAGS.output, FLAGS.size, FLAGS.sheet
+            translator, files, FLAGS.output, FLAGS.size, FLAGS.sheet, truth=FLAGS.truth
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -1,5 +1,6 @@
 """Translating images with a trained (or converted) generator, for any method."""
 
+import csv
 import functools
 import pathlib
 from collections.abc import Callable
@@ -9,9 +10,10 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-from PIL import Image
 
 from jaxfaces import data as data_lib
+from jaxfaces import metrics
+from jaxfaces.data import preprocess
 from jaxfaces.methods import get_method
 from jaxfaces.training import checkpoint
 
@@ -26,15 +28,24 @@ class Translator:
             raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
         method = get_method(config.method)
         self.config, self.direction = config, direction
-        self.variables = method.generator_variables(state, direction)
+        # On the device once (an LFT checkpoint's variables hold the VGG19 weights).
+        self.variables = jax.device_put(method.generator_variables(state, direction))
         self._fn = jax.jit(method.make_translate(config))
 
     def __call__(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-        """Translates (N, H, W, 3) float images in [-1, 1], `batch_size` at a time."""
-        out = [
-            np.asarray(self._fn(self.variables, jnp.asarray(images[i : i + batch_size])))
-            for i in range(0, len(images), batch_size)
-        ]
+        """Translates (N, H, W, 3) float images in [-1, 1], `batch_size` at a time.
+
+        When there are more than `batch_size` images, the last chunk is padded to
+        `batch_size`, so that one compiled program serves them all.
+        """
+        out = []
+        for i in range(0, len(images), batch_size):
+            chunk = np.asarray(images[i : i + batch_size])
+            n = len(chunk)
+            if n < batch_size < len(images):
+                chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]))])
+            y = self._fn(self.variables, jnp.asarray(chunk, jnp.float32))
+            out.append(np.asarray(y)[:n])
         return np.concatenate(out) if out else np.zeros_like(images)
 
 
@@ -78,11 +89,7 @@ def working_size(height: int, width: int, size: int | None) -> tuple[int, int]:
     return max(4, round(height / 4) * 4), max(4, round(width / 4) * 4)
 
 
-def resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Bicubic resize of a uint8 (H, W, 3) image; a no-op when the size already matches."""
-    if image.shape[:2] == (height, width):
-        return image
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.BICUBIC))
+resize = preprocess.resize_to
 
 
 def translate_files(
@@ -92,37 +99,149 @@ def translate_files(
     size: int | None = None,
     sheet: bool = False,
     sheet_rows: int = 16,
+    batch_size: int = 16,
+    truth: str | pathlib.Path | None = None,
 ) -> tuple[list[pathlib.Path], list[tuple[pathlib.Path, str]]]:
     """Translates each file to OUTPUT/<same name>; returns (written, [(skipped, why)]).
 
     Without `size`, an image whose sides are not multiples of 4 is translated at the nearest
     such size and the result resized back; with `size` the output is `size` x `size`.
-    Unreadable files are skipped (and reported), never fatal for the others.
+    Images of one working size are translated `batch_size` at a time (the last batch of a
+    size padded when it follows a full one, so one program serves them). Unreadable files
+    are skipped (and reported), never fatal for the others. With `truth`, a folder holding
+    each input's true translation under the same name (or stem), every translation is
+    scored against it (`truth_metrics`) into OUTPUT/metrics.csv.
     """
     output = pathlib.Path(output)
-    written, skipped, pairs = [], [], []
-    for i, path in enumerate(files, 1):
+    truth_files = match_truth(files, truth) if truth is not None else {}
+    written, skipped, results = [], [], {}
+    pending: dict[tuple[int, int], list] = {}
+    full: set[tuple[int, int]] = set()  # Working sizes already translated as a full batch.
+
+    def flush(hw: tuple[int, int]) -> None:
+        group = pending.pop(hw)
+        x = np.stack([data_lib.to_float(resize(image, *hw)) for _, _, image in group])
+        pad = len(group) < batch_size and hw in full
+        if len(group) == batch_size:
+            full.add(hw)
+        if pad:
+            x = np.concatenate([x, np.zeros((batch_size - len(x), *x.shape[1:]), x.dtype)])
+        ys = translator(x, batch_size)[: len(group)]
+        for (i, path, image), y in zip(group, ys, strict=True):
+            y = data_lib.to_uint8(y)
+            if not size:
+                y = resize(y, *image.shape[:2])
+            target = output / path.name
+            data_lib.save_image(target, y)
+            results[i] = (path, image, y, target)
+        done, every = len(results), max(1, len(files) // 10)
+        if len(files) >= 20 and done // every > (done - len(group)) // every:
+            print(f"translated {done}/{len(files)}", flush=True)
+
+    for i, path in enumerate(files):
         try:
             image = data_lib.read_image(path)
         except (ValueError, OSError) as e:
             skipped.append((path, str(e)))
             print(f"skipping {path}: {e}", flush=True)
             continue
-        h, w = working_size(*image.shape[:2], size)
-        x = data_lib.to_float(resize(image, h, w))[None]
-        y = data_lib.to_uint8(translator(x)[0])
-        if not size:
-            y = resize(y, *image.shape[:2])
-        target = output / path.name
-        data_lib.save_image(target, y)
-        written.append(target)
-        if sheet:
-            pairs.append((resize(image, *y.shape[:2]), y))
-        if len(files) >= 20 and (i % (len(files) // 10) == 0 or i == len(files)):
-            print(f"translated {i}/{len(files)}", flush=True)
-    if sheet and pairs:
+        hw = working_size(*image.shape[:2], size)
+        pending.setdefault(hw, []).append((i, path, image))
+        if len(pending[hw]) == batch_size:
+            flush(hw)
+    for hw in list(pending):
+        flush(hw)
+    ordered = [results[i] for i in sorted(results)]
+    written += [target for *_, target in ordered]
+    if truth is not None and ordered:
+        rows = [
+            (path.name, truth_metrics(y, data_lib.read_image(truth_files[path])))
+            for path, _, y, _ in ordered
+        ]
+        written.append(write_metrics(rows, output / "metrics.csv"))
+        print(format_metrics(rows), flush=True)
+    if sheet and ordered:
+        pairs = [(resize(image, *y.shape[:2]), y) for _, image, y, _ in ordered]
         written += write_sheets(pairs, output, sheet_rows)
     return written, skipped
+
+
+# --------------------------------------------------------------------------- truth
+
+
+TRUTH_METRICS = ("l1", "psnr", "ssim")
+
+
+def match_truth(
+    files: list[pathlib.Path], folder: str | pathlib.Path
+) -> dict[pathlib.Path, pathlib.Path]:
+    """The true translation of each input in `folder`: the same file name, else the same stem.
+
+    Raises:
+      FileNotFoundError: no such folder; ValueError: inputs without a truth (names some).
+    """
+    folder = pathlib.Path(folder).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--truth folder {folder} does not exist")
+    by_stem = {p.stem: p for p in data_lib.list_images(folder)}
+    found, missing = {}, []
+    for path in files:
+        match = folder / path.name if (folder / path.name).is_file() else by_stem.get(path.stem)
+        if match is None:
+            missing.append(path.name)
+        else:
+            found[path] = match
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise ValueError(
+            f"--truth {folder} lacks the true translations of {len(missing)} of {len(files)} "
+            f"inputs: {shown}"
+        )
+    return found
+
+
+def truth_metrics(translation: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """L1 ([-1, 1] units), PSNR (dB) and SSIM of a uint8 translation against its truth.
+
+    The truth is resized (bicubic) to the translation's size when they differ; SSIM is NaN
+    for images under 11 px.
+    """
+    truth = resize(truth, *translation.shape[:2])
+    x = data_lib.to_float(translation)[None]
+    y = data_lib.to_float(truth)[None]
+    out = {"l1": float(metrics.l1(x, y)[0]), "psnr": float(metrics.psnr(x, y)[0])}
+    small = min(x.shape[1:3]) < metrics.SSIM_WINDOW
+    out["ssim"] = float("nan") if small else float(metrics.ssim(x, y)[0])
+    return out
+
+
+def mean_metrics(rows: list[tuple[str, dict[str, float]]]) -> dict[str, float]:
+    """The mean of each metric over the rows (NaNs left out)."""
+    out = {}
+    for k in TRUTH_METRICS:
+        values = np.asarray([m[k] for _, m in rows], np.float64)
+        out[k] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    return out
+
+
+def write_metrics(rows: list[tuple[str, dict[str, float]]], path: pathlib.Path) -> pathlib.Path:
+    """Writes `image,l1,psnr,ssim` per image, then a `mean` row, as CSV."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image", *TRUTH_METRICS])
+        for name, m in [*rows, ("mean", mean_metrics(rows))]:
+            writer.writerow([name, *(f"{m[k]:.6g}" for k in TRUTH_METRICS)])
+    return path
+
+
+def format_metrics(rows: list[tuple[str, dict[str, float]]]) -> str:
+    """The console table of `write_metrics`."""
+    width = max(len("image"), *(len(name) for name, _ in rows))
+    lines = [f"{'image':<{width}}  {'L1':>7}  {'PSNR':>7}  {'SSIM':>7}"]
+    for name, m in [*rows, ("mean", mean_metrics(rows))]:
+        lines.append(f"{name:<{width}}  {m['l1']:7.4f}  {m['psnr']:7.2f}  {m['ssim']:7.4f}")
+    return "\n".join(lines)
 
 
 def write_sheets(

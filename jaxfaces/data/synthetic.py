@@ -23,10 +23,14 @@ Layout written by `write_dataset` (PNG files ``000000.png``, ``000001.png``, ...
     root/truthBtoA/   the photos of the testB scenes (same file names)
     root/manifest.json  parameters and the identity-baseline L1 both ways (written last)
 
+With ``paired=True`` (``--paired``), trainB/ holds instead the paintings of the trainA
+scenes, under the same file names: training pairs for supervised methods
+(``config.data.paired``); every other folder is the same as without it.
+
 Command line::
 
     python -m jaxfaces.data.synthetic --out DIR [--size 64] [--num_train 400]
-        [--num_test 50] [--seed 0]
+        [--num_test 50] [--seed 0] [--paired]
 """
 
 from __future__ import annotations
@@ -419,12 +423,14 @@ def _write_pngs(folder: pathlib.Path, images: np.ndarray) -> None:
         Image.fromarray(image).save(folder / f"{i:06d}.png", compress_level=1)
 
 
-def _params(size: int, num_train: int, num_test: int, seed: int) -> dict[str, int | str]:
+def _params(
+    size: int, num_train: int, num_test: int, seed: int, paired: bool = False
+) -> dict[str, int | str | bool]:
     _check_min("size", size, MIN_SIZE)
     _check_min("num_train", num_train, 1)
     _check_min("num_test", num_test, 1)
     _check_min("seed", seed, 0)
-    return {
+    params = {
         "generator": GENERATOR,
         "version": VERSION,
         "size": int(size),
@@ -432,6 +438,9 @@ def _params(size: int, num_train: int, num_test: int, seed: int) -> dict[str, in
         "num_test": int(num_test),
         "seed": int(seed),
     }
+    if paired:  # Only when set, so that manifests written before the option still match.
+        params["paired"] = True
+    return params
 
 
 def write_dataset(
@@ -441,6 +450,7 @@ def write_dataset(
     num_train: int = 400,
     num_test: int = 50,
     seed: int = 0,
+    paired: bool = False,
 ) -> pathlib.Path:
     """Writes the synthetic data set (layout in the module docstring) under `root`.
 
@@ -453,18 +463,21 @@ def write_dataset(
         num_train: Training images per domain (>= 1).
         num_test: Test images per domain (>= 1).
         seed: Seed of the scene draws; the same seed gives byte-identical files.
+        paired: trainB/ holds the paintings of the trainA scenes (same names) instead of
+            paintings of other scenes.
 
     Returns:
         `root` as a path.
     """
-    manifest = _params(size, num_train, num_test, seed)
+    manifest = _params(size, num_train, num_test, seed, paired)
     root = pathlib.Path(root)
     root.mkdir(parents=True, exist_ok=True)
     (root / "manifest.json").unlink(missing_ok=True)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
-    train_a, _ = _render(sample_scenes(rngs[0], num_train), size, photo=True, painting=False)
+    train_a, train_b = _render(sample_scenes(rngs[0], num_train), size, photo=True, painting=paired)
     _write_pngs(root / "trainA", train_a)
-    _, train_b = _render(sample_scenes(rngs[1], num_train), size, photo=False, painting=True)
+    if not paired:
+        _, train_b = _render(sample_scenes(rngs[1], num_train), size, photo=False, painting=True)
     _write_pngs(root / "trainB", train_b)
     test_a, truth_ab = _render(sample_scenes(rngs[2], num_test), size, photo=True, painting=True)
     _write_pngs(root / "testA", test_a)
@@ -489,6 +502,7 @@ def ensure_dataset(
     num_train: int = 400,
     num_test: int = 50,
     seed: int = 0,
+    paired: bool = False,
 ) -> pathlib.Path:
     """Writes the data set under `root` unless a complete one with these parameters is there.
 
@@ -498,19 +512,27 @@ def ensure_dataset(
         num_train: Training images per domain (>= 1).
         num_test: Test images per domain (>= 1).
         seed: Seed of the scene draws.
+        paired: training pairs (see `write_dataset`); a paired data set is rewritten when an
+            unpaired one is asked for, and the reverse.
 
     Returns:
         `root` as a path.
     """
-    wanted = _params(size, num_train, num_test, seed)
+    wanted = _params(size, num_train, num_test, seed, paired)
     root = pathlib.Path(root)
     try:
         found = json.loads((root / "manifest.json").read_text())
     except (OSError, ValueError):
         found = None
-    if isinstance(found, dict) and all(found.get(k) == v for k, v in wanted.items()):
+    if (
+        isinstance(found, dict)
+        and all(found.get(k) == v for k, v in wanted.items())
+        and bool(found.get("paired", False)) == paired
+    ):
         return root
-    return write_dataset(root, size=size, num_train=num_train, num_test=num_test, seed=seed)
+    return write_dataset(
+        root, size=size, num_train=num_train, num_test=num_test, seed=seed, paired=paired
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -521,8 +543,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--num_train", type=int, default=400, help="Training images a domain.")
     parser.add_argument("--num_test", type=int, default=50, help="Test images a domain.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the scene draws.")
+    parser.add_argument(
+        "--paired", action="store_true", help="trainB/: the paintings of the trainA scenes."
+    )
     args = parser.parse_args(argv)
-    kwargs = dict(size=args.size, num_train=args.num_train, num_test=args.num_test)
+    kwargs = dict(
+        size=args.size, num_train=args.num_train, num_test=args.num_test, paired=args.paired
+    )
     try:
         root = write_dataset(args.out, seed=args.seed, **kwargs)
     except ValueError as e:

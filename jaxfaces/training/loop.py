@@ -46,6 +46,7 @@ def prepare_data(config: ml_collections.ConfigDict) -> None:
                 num_train=syn.num_train,
                 num_test=syn.num_test,
                 seed=config.seed,
+                paired=bool(config.data.get("paired", False)),  # trainA/trainB as pairs.
             )
         if jax.process_count() > 1:  # The other hosts wait until the data is written.
             multihost_utils.sync_global_devices("jaxfaces:synthetic_data")
@@ -74,6 +75,41 @@ class StopRequested:
     def __exit__(self, *exc):
         for s, handler in self._old.items():
             signal.signal(s, handler)
+
+
+class StepProfiler:
+    """`train.profile` = N > 0: a `jax.profiler` trace of N steps into WORKDIR/profile.
+
+    Tracing starts after the run's first step (which compiles) and stops after N steps or
+    when the loop ends; TensorBoard's profile plugin, XProf or Perfetto open it.
+    """
+
+    def __init__(self, num: int, logdir: pathlib.Path, start: int):
+        self.num, self.logdir, self.first = int(num), logdir, start + 1
+        self.active, self.done = False, start
+
+    def before_step(self, done: int) -> None:
+        """Called with the number of steps done, before the next one runs."""
+        if self.num > 0 and done == self.first:
+            jax.profiler.start_trace(str(self.logdir))
+            self.active = True
+
+    def after_step(self, done: int, outputs: Any) -> None:
+        """Called with the number of steps done and the last step's outputs."""
+        self.done = done
+        if self.active and done >= self.first + self.num:
+            self.stop(outputs)
+
+    def stop(self, outputs: Any = None) -> None:
+        """Waits for `outputs`, then ends the trace (if one is running)."""
+        if self.active:
+            jax.block_until_ready(outputs)
+            jax.profiler.stop_trace()
+            self.active = False
+            print(
+                f"Profile of steps {self.first + 1}-{self.done} written to {self.logdir}",
+                flush=True,
+            )
 
 
 def _image_grid(images: np.ndarray, max_rows: int = 4) -> np.ndarray:
@@ -108,16 +144,20 @@ def train(
     if start:
         state = checkpoint.restore_state(mngr, start, state)
         print(f"Resumed from {workdir / 'checkpoints'} at step {start}", flush=True)
+    elif hasattr(method, "load_frozen"):  # Pretrained parts (VGG19) of a fresh state.
+        state = jax.device_put(method.load_frozen(config, state), sharding.replicated(mesh))
     num_steps = config.train.num_steps
 
-    batches = data_lib.train_iterator(
-        config.data,
-        seed=config.seed,
+    where = dict(
         start_step=start,
         process_index=jax.process_index(),
         process_count=jax.process_count(),
         num_devices=jax.device_count(),
     )
+    if hasattr(method, "train_batches"):  # The method's own stream (LFT: cached features).
+        batches = method.train_batches(config, state, workdir, **where)
+    else:
+        batches = data_lib.train_iterator(config.data, seed=config.seed, **where)
     step_fn = jax.jit(
         method.make_train_step(config),
         in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
@@ -131,6 +171,7 @@ def train(
     if start == 0:
         writer.write_hparams(_flatten(config.to_dict()))
     progress = Progress(start, num_steps)
+    evals = evaluate.TrainingEvaluations(config, workdir, writer)
     if start < num_steps:
         print(
             f"Training {config.method} for {num_steps - start} steps on "
@@ -140,11 +181,14 @@ def train(
     t0 = time.perf_counter()
     step = start
     metrics = None
+    profiler = StepProfiler(config.train.get("profile", 0), workdir / "profile", start)
     with StopRequested() as stop:
         while step < num_steps and stop.signal is None:
             batch = sharding.global_batch(next(batches), mesh)
+            profiler.before_step(step)
             state, metrics = step_fn(state, batch)
             step += 1
+            profiler.after_step(step, metrics)
             if step == start + 1:
                 jax.block_until_ready(metrics)
                 progress.restart(step)
@@ -163,10 +207,14 @@ def train(
             if step % config.train.log_images_every == 0 or step == num_steps:
                 images = jax.device_get(visuals(state, batch))
                 writer.write_images(step, {k: _image_grid(v) for k, v in images.items()})
+            if is_main and evals.due(step):
+                evals.periodic(sharding.to_host(state), step)
+                progress.restart(step)  # The evaluation's time is not training time.
             if stop_after is not None and step - start >= stop_after:
                 stop.signal = signal.SIGINT
             if step % config.train.ckpt_every == 0 or step == num_steps or stop.signal:
                 checkpoint.save(mngr, step, state, config)
+    profiler.stop(metrics)
     mngr.wait_until_finished()
     mngr.close()
     writer.flush()
@@ -176,7 +224,8 @@ def train(
         return {"state": host_state, "step": step, "stopped": True}
     result = {"state": host_state, "step": step, "stopped": False}
     if is_main:
-        result["eval"] = evaluate.evaluate(config, host_state, workdir / "samples")
+        result["eval"] = evals.final(host_state, step)
+        writer.flush()
     return result
 
 
