@@ -226,11 +226,17 @@ class ReferenceCycleGAN:
         lr: float = 2e-4,
         beta1: float = 0.5,
         seed: int = 0,
+        device: str = "cpu",
+        amp_dtype: torch.dtype | None = None,
     ):
         torch.manual_seed(seed)
-        gen = lambda: ResnetGenerator(3, 3, ngf, norm, n_blocks, use_dropout)
-        disc = lambda: NLayerDiscriminator(3, ndf, n_layers, norm)
+        gen = lambda: ResnetGenerator(3, 3, ngf, norm, n_blocks, use_dropout).to(device)
+        disc = lambda: NLayerDiscriminator(3, ndf, n_layers, norm).to(device)
         self.g_a, self.g_b, self.d_a, self.d_b = gen(), gen(), disc(), disc()
+        # Mixed precision (e.g. bfloat16 on a GPU): forward passes under autocast.
+        self.autocast = lambda: torch.autocast(
+            torch.device(device).type, dtype=amp_dtype, enabled=amp_dtype is not None
+        )
         self.lambda_a, self.lambda_b, self.lambda_identity = lambda_a, lambda_b, lambda_identity
         self.pool_a = ImagePool(pool_size, seed)  # Fakes of A, shown to D_B.
         self.pool_b = ImagePool(pool_size, seed + 1)  # Fakes of B, shown to D_A.
@@ -251,6 +257,10 @@ class ReferenceCycleGAN:
 
     def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
         """One step on NCHW batches in [-1, 1]; returns the losses as floats."""
+        with self.autocast():
+            return self._train_step(real_a, real_b)
+
+    def _train_step(self, real_a: torch.Tensor, real_b: torch.Tensor) -> dict[str, float]:
         fake_b = self.g_a(real_a)
         rec_a = self.g_b(fake_b)
         fake_a = self.g_b(real_b)

@@ -36,7 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.decay_steps = 600  # Linear decay over the second half.
     config.train.log_every = 100  # A console line every 100 steps.
     config.train.log_images_every = 400  # Image grids in TensorBoard.
-    config.train.eval_every = 400  # Test metrics and a report page (runs/demo/eval/) thrice.
+    config.train.eval_every = 600  # Test metrics and a report page (runs/demo/eval/) twice.
     config.train.ckpt_every = 400  # Checkpoints.
     config.train.ema_decay = 0.995  # Translate with the moving average of G (steadier).
     return config

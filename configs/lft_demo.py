@@ -1,4 +1,4 @@
-"""Latent Features Transfer on the built-in procedural faces at 32 px: a few CPU minutes.
+"""Latent Features Transfer on the built-in procedural faces at 32 px, on the CPU.
 
   python train.py --config=configs/lft_demo.py --workdir=runs/lft_demo
 
@@ -7,7 +7,11 @@ to data/faces_paired, trains both translators on the cached VGG19 features of th
 pairs, then translates the test images by synthesis (runs/lft_demo/samples: metrics against
 the true translations, with the identity baseline). Needs converted VGG19 weights (README,
 "VGG19 weights"); `--config.vgg.weights=random` runs the mechanics without them, but
-random VGG19 features carry little of what makes a painting (see docs/LFT.md).
+then the translations are judged in a feature space that knows nothing of faces. Against
+the thesis's settings: the translators' last convolution is not instance-normalised
+(output_norm=none) and Adam's lr is 1e-3 (docs/LFT.md: with random VGG19 weights this
+reached 0.70x / 0.75x the identity baseline's L1 after 150 steps, while the thesis's
+normalised output did worse than identity). About 3 s a step on 2 shared CPU cores.
 """
 
 import ml_collections
@@ -26,9 +30,11 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.load_size = 32  # No resize ...
     config.data.size = 32  # ... and no crop.
     config.data.batch_size = 8  # Pairs per step.
-    config.train.num_steps = 2000  # 40 epochs of 400 pairs.
-    config.train.decay_steps = 500  # Then linear decay.
-    config.train.log_every = 100  # A console line every 100 steps.
-    config.train.log_images_every = 1000  # Synthesis grids in TensorBoard.
-    config.train.ckpt_every = 1000  # Checkpoints.
+    config.model.translator.output_norm = "none"  # Free output scale (see the docstring).
+    config.optim.lr = 1e-3  # Adam for an unnormalised last layer.
+    config.train.num_steps = 300  # 6 epochs of 400 pairs.
+    config.train.decay_steps = 100  # Then linear decay.
+    config.train.log_every = 25  # A console line every 25 steps.
+    config.train.log_images_every = 150  # Synthesis grids in TensorBoard.
+    config.train.ckpt_every = 100  # Checkpoints.
     return config

@@ -43,10 +43,11 @@ def small_config(root: pathlib.Path | str, **overrides) -> ml_collections.Config
     config.lft.content_layer = "conv2_1"
     config.lft.style_layers = ("conv1_1", "conv2_1")
     config.lft.style_layer_weights = (0.5, 1.0)
-    config.lft.synthesis.steps = 40
+    config.lft.synthesis.steps = 20
+    config.lft.synthesis.lr = 4.0
     config.optim.lr = 0.05
-    config.train.num_steps = 60
-    config.train.decay_steps = 20
+    config.train.num_steps = 40
+    config.train.decay_steps = 10
     for key, value in overrides.items():
         section = config
         *parents, leaf = key.split(".")
@@ -64,7 +65,7 @@ def pairs_root(tmp_path_factory) -> pathlib.Path:
 
 @pytest.fixture(scope="module")
 def trained(pairs_root):
-    """A state trained 60 steps on the 16 pairs; the losses of all pairs before and after."""
+    """A state trained 40 steps on the 16 pairs; the losses of all pairs before and after."""
     config = small_config(pairs_root)
     state = lft.load_frozen(config, lft.init_state(config, jax.random.key(0)))
     store = lft.build_feature_store(config, state["frozen"]["vgg"])
@@ -115,7 +116,7 @@ def _translate_features(config, state, direction, arrays):
 def test_paired_builtin_data_pairs_the_training_scenes(tmp_path, pairs_root):
     unpaired = synthetic.write_dataset(tmp_path / "u", size=32, num_train=16, num_test=4)
     for split in ("trainA", "testA", "truthAtoB", "testB", "truthBtoA"):
-        for name in ("000000.png", "000015.png"):  # The unpaired layout is unchanged.
+        for name in ("000000.png", "000003.png"):  # The unpaired layout is unchanged.
             assert (unpaired / split / name).read_bytes() == (
                 pairs_root / split / name
             ).read_bytes()
@@ -218,7 +219,7 @@ def test_synthesis_lowers_the_feature_loss_from_each_init(trained, pairs_root):
         images, history = synth(variables["vgg"], target, init)
         total = np.asarray(history["total"])
         assert total.shape == (4, config.lft.synthesis.steps + 1)
-        assert np.all(total[:, -1] < 0.5 * total[:, 0]), (kind, total[:, [0, -1]])
+        assert np.all(total[:, -1] < 0.7 * total[:, 0]), (kind, total[:, [0, -1]])
         assert images.shape == x.shape and -1 <= float(images.min()) <= float(images.max()) <= 1
         results[kind] = np.asarray(init)
     config.lft.synthesis.init = "content"
@@ -236,20 +237,27 @@ def test_thesis_photo_portrait_pairs_load_and_train(trained):
     assert len(a) == len(b) == len(names) == len(list((THESIS / "photo").glob("*.jpg")))
     assert a.shape[1:] == (32, 32, 3) and names[:2] == ["000.jpg", "001.jpg"]
     store = lft.build_feature_store(config, trained["state"]["frozen"]["vgg"])
-    state = jax.tree.map(jnp.asarray, lft.init_state(config, jax.random.key(1)))
-    state["frozen"] = trained["state"]["frozen"]
+    assert len(store) == len(a) and store.arrays["b/conv1_1"].shape[1:] == (32, 32, 64)
+    params = trained["state"]["params"]  # The module's step does not donate its state.
+    opt = lft.optimizer(config).init(params)  # Fresh: the schedule restarts at lr 0.05.
+    state = {**trained["state"], "step": jnp.zeros((), jnp.int32), "opt": opt}
     batches = store.batches(seed=0, batch_size=BATCH)
-    first = None
-    for _ in range(3):  # The module's compiled step: same shapes.
+    for _ in range(3):  # The module's compiled step: the same shapes.
         state, m = trained["step"](state, next(batches))
-        first = first or float(m["loss/AtoB_total"])
         assert all(np.isfinite(float(v)) for v in m.values())
+    moved = jax.tree.map(
+        lambda x, y: float(np.abs(np.asarray(x) - np.asarray(y)).max()),
+        state["params"],
+        trained["state"]["params"],
+    )
+    assert min(jax.tree.leaves(moved)) > 0  # Every parameter was updated.
     assert int(state["step"]) == 3
 
 
 # --------------------------------------------------------------------------- end to end
 
 
+@pytest.mark.slow
 def test_train_resume_then_translate_cli_writes_truth_metrics(tmp_path):
     root, workdir, out = tmp_path / "data", tmp_path / "run", tmp_path / "out"
     config = small_config(

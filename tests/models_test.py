@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from jaxfaces import rng as rngs
-from jaxfaces.models import discriminators, generators, layers
+from jaxfaces.models import discriminators, fast_conv, generators, layers
 
 
 def count(tree) -> int:
@@ -73,7 +73,8 @@ def test_zero_padding_differs_from_reflect():
     assert float(jnp.abs(y_r - y_z).max()) > 1e-4
 
 
-def test_transposed_conv_matches_dilated_scatter_definition():
+@pytest.mark.parametrize("impl", ["xla", "matmul"])
+def test_transposed_conv_matches_dilated_scatter_definition(impl):
     # out[2i + a, 2j + b] accumulates x[i, j] * w_torch[:, :, a', b'] (PyTorch definition).
     rng = np.random.default_rng(0)
     x = rng.normal(size=(1, 3, 4, 2)).astype(np.float32)
@@ -87,8 +88,19 @@ def test_transposed_conv_matches_dilated_scatter_definition():
     expected = full[:, 1 : 1 + 6, 1 : 1 + 8]  # padding=1 crops 1; output_padding=1 keeps 2H.
     kernel = np.transpose(w_torch[:, :, ::-1, ::-1], (2, 3, 0, 1))
     conv = layers.ConvTranspose2x(5, use_bias=False)
-    y = conv.apply({"params": {"kernel": kernel}}, jnp.asarray(x))
+    with fast_conv.impl(impl):  # XLA's dilated form; on the CPU, the sub-pixel backward.
+        y, vjp = jax.vjp(lambda k: conv.apply({"params": {"kernel": k}}, jnp.asarray(x)), kernel)
+        (grad,) = vjp(jnp.ones_like(y))
     np.testing.assert_allclose(np.asarray(y), expected, atol=1e-5)
+    # d sum(out) / d w_torch[c, o, a, b] = the sum of x[..., c] over the pixels whose tap
+    # (a, b) lands inside the crop: tap 0 of the first row (column) falls off (2i + 0 < 1).
+    first = [1, 0, 0]
+    expected_grad = np.zeros((3, 3, 2), np.float32)
+    for a in range(3):
+        for b in range(3):
+            expected_grad[a, b] = x[0, first[a] :, first[b] :].sum(axis=(0, 1))
+    flipped = np.asarray(grad)[::-1, ::-1, :, 0]  # kernel[h, w] = w_torch[2 - h, 2 - w]
+    np.testing.assert_allclose(flipped, expected_grad, atol=1e-5)
 
 
 def test_instance_norm_normalises_each_image_and_channel():

@@ -1,28 +1,34 @@
 """Convolutions written as matrix products for XLA:CPU; XLA's own convolutions elsewhere.
 
 On the CPU, XLA's convolutions run well below the speed of its matrix multiply, above all
-their kernel gradients and the backward pass of the transposed convolution (12-14x slower
-than PyTorch's). Here every convolution, and each of its two gradients, is one matrix
-product plus data movement:
+their kernel gradients, the backward pass of the transposed convolution (12-14x slower than
+PyTorch's) and narrow outputs (a 7x7, 64 -> 3 channel layer takes 10x PyTorch's time).
+On the matrix path every convolution, and each of its two gradients, is one matrix product
+plus data movement:
 
 * forward, `im2col`: each output pixel's K*K window gathered side by side on the channel
   axis, times the kernel as a (K*K*C, O) matrix;
-* forward of a narrow convolution (O <= C/4, e.g. the 64 -> 3 output layer), `col2im`: the
-  input times the kernel as (C, K*K*O), then the K*K output slices shifted and summed;
-* input gradient: g times the kernel transposed, shifted back and summed (col2im; by phase
-  for stride 2), or for narrow convolutions the windows of g times the flipped kernel;
+* forward of a narrow convolution (O <= C/4), `col2im`: the input times the kernel as
+  (C, K*K*O), then the K*K output slices shifted and summed;
+* input gradient: g times the kernel transposed, scattered back to the input pixels
+  (col2im; by phase for stride 2);
 * kernel gradient: g transposed times the input's windows;
-* the x2 transposed convolution: a 2x2 convolution to 4x the channels, then depth-to-space
-  (the sub-pixel form), with the 2x2 kernel built from the stored 3x3 one.
+* the x2 transposed convolution: backward as its sub-pixel form, a 2x2 convolution to 4x
+  the channels then depth-to-space, with the 2x2 kernel built from the stored 3x3 one.
 
-Each computes the same function as `lax.conv_general_dilated` up to float rounding (sums
-run in another order), from the same parameters in the same HWIO layout. The backward pass
-keeps only the input and the kernel (`jax.custom_vjp`) and gathers the windows again, so a
-step's memory stays that of the convolutions.
+XLA's passes stay where they are as fast: the forward pass of the transposed convolution,
+both passes of convolutions from or to 4 or fewer channels (RGB; but the forward pass of
+the narrow output layer is col2im), and, under "auto", convolutions of fewer than
+`MIN_MATMUL_MACS` multiply-adds (`MIN_SUBPIXEL_MACS` for the transposed one), which also
+compile faster. Each form computes the same function as
+`lax.conv_general_dilated` up to float rounding (sums run in another order), from the same
+parameters in the same HWIO layout. The backward pass keeps only the input and the kernel
+(`jax.custom_vjp`) and gathers the windows again, so memory stays that of the convolutions.
 
 `set_impl("auto" | "xla" | "matmul")` (or the `impl` context manager) picks the path for
-code traced from then on. "auto" (the default) takes the matrix forms when JAX's default
-backend is the CPU and XLA's convolutions on GPU and TPU (cuDNN, the MXU).
+code traced from then on (a function jitted before keeps its trace). "auto", the default,
+takes the matrix path when JAX's default backend is the CPU and XLA's convolutions on GPU
+and TPU (cuDNN, the MXU); "matmul" forces it at every size.
 """
 
 import contextlib
@@ -56,10 +62,17 @@ def impl(name: str) -> Iterator[None]:
         set_impl(previous)
 
 
-def use_matmul() -> bool:
-    """Whether convolutions traced now take the matrix-product path."""
+#: Under "auto", convolutions of fewer multiply-adds than this keep XLA's form: up to about
+#: this size (e.g. 64 channels at 8x8) XLA's is as fast, and it compiles faster.
+MIN_MATMUL_MACS = 30_000_000
+#: The same for the transposed convolution, whose XLA backward pass is slow at any size.
+MIN_SUBPIXEL_MACS = 5_000_000
+
+
+def use_matmul(macs: int | None = None, threshold: int = MIN_MATMUL_MACS) -> bool:
+    """Whether a convolution of `macs` multiply-adds traced now takes the matrix path."""
     if _impl == "auto":
-        return jax.default_backend() == "cpu"
+        return jax.default_backend() == "cpu" and (macs is None or macs >= threshold)
     return _impl == "matmul"
 
 
@@ -82,6 +95,12 @@ def _pad(x: jax.Array, h: int, w: int) -> jax.Array:
     return jnp.pad(x, ((0, 0), (h, h), (w, w), (0, 0)))
 
 
+#: Convolutions from or to this few channels (RGB) keep XLA's passes: windows or blocks of
+#: 3 channels are slow to gather and scatter, and XLA does well there. Exception: the
+#: forward pass of a narrow output layer (64 -> 3), 10x faster as col2im.
+_FEW_CHANNELS = 4
+
+
 def _narrow(c: int, o: int) -> bool:
     """Whether a C -> O convolution is cheaper computed by columns of its output."""
     return 4 * o <= c
@@ -102,19 +121,16 @@ def _columns(x: jax.Array, kh: int, kw: int, stride: int) -> jax.Array:
     return x.transpose(0, 1, 3, 2, 4).reshape(n, out_h, out_w, kh * kw * c)
 
 
-def _shift_sum(z: jax.Array, kh: int, kw: int, c: int, flip: bool = False) -> jax.Array:
+def _shift_sum(z: jax.Array, kh: int, kw: int, c: int) -> jax.Array:
     """y[:, i, j] = sum over taps (dy, dx) of z[:, i + dy, j + dx, block (dy, dx)]: col2im.
 
-    z has kh*kw blocks of c channels, ordered (dy, dx); with `flip`, tap (dy, dx) reads
-    block (kh - 1 - dy, kw - 1 - dx). Summed along W, then along H.
+    z has kh*kw blocks of c channels, ordered (dy, dx). Summed along W, then along H.
     """
     n, h, w, _ = z.shape
     out_h, out_w = _out_size(h, kh, 1), _out_size(w, kw, 1)
     z = z.reshape(n, h, w, kh, kw * c)
-    bh = (lambda t: kh - 1 - t) if flip else (lambda t: t)
-    bw = (lambda t: kw - 1 - t) if flip else (lambda t: t)
-    rows = sum(z[:, :, t : t + out_w, :, bw(t) * c : (bw(t) + 1) * c] for t in range(kw))
-    return sum(rows[:, t : t + out_h, :, bh(t)] for t in range(kh))
+    rows = sum(z[:, :, t : t + out_w, :, t * c : (t + 1) * c] for t in range(kw))
+    return sum(rows[:, t : t + out_h, :, t] for t in range(kh))
 
 
 def _scatter_sum(dp: jax.Array, kh: int, kw: int, c: int) -> jax.Array:
@@ -136,6 +152,8 @@ def _scatter_sum(dp: jax.Array, kh: int, kw: int, c: int) -> jax.Array:
 
 def _forward(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
     kh, kw, c, o = w.shape
+    if c <= _FEW_CHANNELS:
+        return _xla_conv(x, w, stride)
     if stride == 1 and _narrow(c, o):
         z = jax.lax.dot_general(x, w.transpose(2, 0, 1, 3).reshape(c, kh * kw * o), _DOT)
         return _shift_sum(z, kh, kw, o)
@@ -145,9 +163,6 @@ def _forward(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
 def _input_grad(g: jax.Array, w: jax.Array, stride: int, shape: tuple[int, ...]) -> jax.Array:
     """dx[s*i + dy, s*j + dx] += (g w^T)[i, j, (dy, dx)] for a (N, H, W, C) input."""
     kh, kw, c, o = w.shape
-    if stride == 1 and _narrow(c, o):
-        # Few output channels: the windows of g (K*K*O wide) times the flipped kernel.
-        return _forward(_pad(g, kh - 1, kw - 1), w[::-1, ::-1].swapaxes(2, 3), 1)
     dp = jax.lax.dot_general(g, w.reshape(kh * kw * c, o), _DOT_T)  # (N, Ho, Wo, K*K*C)
     if stride == 1:
         return _scatter_sum(dp, kh, kw, c)
@@ -174,13 +189,8 @@ def _input_grad(g: jax.Array, w: jax.Array, stride: int, shape: tuple[int, ...])
 
 
 def _kernel_grad(x: jax.Array, g: jax.Array, w_shape: tuple[int, ...], stride: int) -> jax.Array:
+    """g^T (O x pixels) times the input's windows: this orientation copies no windows."""
     kh, kw, c, o = w_shape
-    if stride == 1 and _narrow(c, o):
-        # x^T times the windows of g (K*K*O wide), as for the input gradient.
-        cols = _columns(_pad(g, kh - 1, kw - 1), kh, kw, 1)
-        dw = jax.lax.dot_general(x, cols, _OVER_PIXELS)  # (C, (dy, dx, o)), taps flipped
-        return dw.reshape(c, kh, kw, o).transpose(1, 2, 0, 3)[::-1, ::-1]
-    # g^T (O x pixels) times the windows: this orientation needs no copy of the windows.
     dw = jax.lax.dot_general(g, _columns(x, kh, kw, stride), _OVER_PIXELS)  # (O, K*K*C)
     return dw.T.reshape(kh, kw, c, o)
 
@@ -197,6 +207,8 @@ def _matmul_conv_fwd(x, w, stride):
 
 def _matmul_conv_bwd(stride, res, g):
     x, w = res
+    if min(w.shape[2:]) <= _FEW_CHANNELS:
+        return jax.vjp(lambda x, w: _xla_conv(x, w, stride), x, w)[1](g)
     return _input_grad(g, w, stride, x.shape), _kernel_grad(x, g, w.shape, stride)
 
 
@@ -205,7 +217,10 @@ _matmul_conv.defvjp(_matmul_conv_fwd, _matmul_conv_bwd)
 
 def conv2d(x: jax.Array, w: jax.Array, stride: int = 1) -> jax.Array:
     """VALID convolution, NHWC input and HWIO kernel, the same stride on both axes."""
-    if not use_matmul():
+    kh, kw, c, o = w.shape
+    n, h, wd, _ = x.shape
+    macs = n * _out_size(h, kh, stride) * _out_size(wd, kw, stride) * kh * kw * c * o
+    if not use_matmul(macs):
         return _xla_conv(x, w, stride)
     return _matmul_conv(x, w, stride)
 
@@ -239,20 +254,46 @@ def depth_to_space(z: jax.Array, block: int = 2) -> jax.Array:
     return z.reshape(n, h * block, w * block, c)
 
 
+def _dilated_conv(x: jax.Array, w: jax.Array) -> jax.Array:
+    return jax.lax.conv_general_dilated(
+        x,
+        w,
+        window_strides=(1, 1),
+        padding=((1, 2), (1, 2)),
+        lhs_dilation=(2, 2),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"),
+    )
+
+
+def _subpixel(x: jax.Array, w: jax.Array) -> jax.Array:
+    xp = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
+    return depth_to_space(_matmul_conv(xp, subpixel_kernel(w), 1))
+
+
+@jax.custom_vjp
+def _matmul_transpose2x(x: jax.Array, w: jax.Array) -> jax.Array:
+    # The forward pass is XLA's (as fast as the sub-pixel form on the CPU, without its
+    # zero blocks); the backward pass, 12-14x slower in XLA, is the sub-pixel form's.
+    return _dilated_conv(x, w)
+
+
+def _matmul_transpose2x_fwd(x, w):
+    return _dilated_conv(x, w), (x, w)
+
+
+def _matmul_transpose2x_bwd(res, g):
+    return jax.vjp(_subpixel, *res)[1](g)
+
+
+_matmul_transpose2x.defvjp(_matmul_transpose2x_fwd, _matmul_transpose2x_bwd)
+
+
 def conv_transpose2x(x: jax.Array, w: jax.Array) -> jax.Array:
     """PyTorch's ConvTranspose2d(3, stride 2, padding 1, output_padding 1), NHWC.
 
     `w` (3, 3, I, O) is the kernel of the equivalent convolution over the zero-dilated input
     (PyTorch's kernel flipped in space).
     """
-    if not use_matmul():
-        return jax.lax.conv_general_dilated(
-            x,
-            w,
-            window_strides=(1, 1),
-            padding=((1, 2), (1, 2)),
-            lhs_dilation=(2, 2),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
-    xp = jnp.pad(x, ((0, 0), (0, 1), (0, 1), (0, 0)))
-    return depth_to_space(conv2d(xp, subpixel_kernel(w)))
+    if not use_matmul(x.shape[0] * x.shape[1] * x.shape[2] * w.size, MIN_SUBPIXEL_MACS):
+        return _dilated_conv(x, w)
+    return _matmul_transpose2x(x, w)
