@@ -115,23 +115,9 @@ def vgg_note(config: ml_collections.ConfigDict) -> str:
         return "random VGG"
 
 
-def main(argv=None) -> None:
-    args = parse_args(argv)
-    from jaxfaces.training import loop
-
-    tmp = tempfile.TemporaryDirectory()
-    data = args.data or str(pathlib.Path(tmp.name) / "faces")
-    work = pathlib.Path(args.workdir or tmp.name)
-    rows = []
-    for name in args.variants:
-        config = variant_config(name, args, data)
-        note = vgg_note(config)
-        print(f"=== {name} {note}", flush=True)
-        start = time.perf_counter()
-        result = loop.train(config, work / name)
-        seconds = time.perf_counter() - start
-        ev = result["eval"]
-        rows.append((name, note, ev, args.steps / seconds))
+def markdown_table(rows: list[tuple], args: argparse.Namespace) -> str:
+    """The report: one row per (name, note, eval metrics, steps/s); the first row's identity
+    L1 (input vs truth) as the baseline line."""
     lines = [
         f"Ablation: {args.steps} steps at {args.size} px, batch {args.batch}, built-in faces "
         "(L1 in [-1, 1] units; ratio = L1 / identity L1; steps/s includes compile + eval)",
@@ -153,7 +139,27 @@ def main(argv=None) -> None:
         f"\nIdentity baseline: A->B {baseline['AtoB']['identity_l1']:.4f}, "
         f"B->A {baseline['BtoA']['identity_l1']:.4f}"
     )
-    table = "\n".join(lines)
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    from jaxfaces.training import loop
+
+    tmp = tempfile.TemporaryDirectory()
+    data = args.data or str(pathlib.Path(tmp.name) / "faces")
+    work = pathlib.Path(args.workdir or tmp.name)
+    rows = []
+    for name in args.variants:
+        config = variant_config(name, args, data)
+        note = vgg_note(config)
+        print(f"=== {name} {note}", flush=True)
+        start = time.perf_counter()
+        result = loop.train(config, work / name)
+        seconds = time.perf_counter() - start
+        ev = result["eval"]
+        rows.append((name, note, ev, args.steps / seconds))
+    table = markdown_table(rows, args)
     pathlib.Path(args.out).write_text(table + "\n")
     print("\n" + table)
     tmp.cleanup()

@@ -33,8 +33,12 @@ def config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def straight_run(config, tmp_path_factory):
+    """The uninterrupted run; it also traces steps 2-3 (`train.profile`), which the resume
+    test shows changes nothing."""
     workdir = tmp_path_factory.mktemp("straight")
-    return workdir, loop.train(config, workdir)
+    profiled = config.copy_and_resolve_references()
+    profiled.train.profile = 2
+    return workdir, loop.train(profiled, workdir)
 
 
 def test_writes_checkpoints_logs_and_samples(straight_run, config):
@@ -42,6 +46,7 @@ def test_writes_checkpoints_logs_and_samples(straight_run, config):
     assert result["step"] == 6 and not result["stopped"]
     assert sorted(int(p.name) for p in (workdir / "checkpoints").iterdir()) == [3, 6]
     assert list((workdir / "tensorboard").glob("events.out.tfevents.*"))
+    assert len(list((workdir / "profile").glob("plugins/profile/*/*.xplane.pb"))) == 1
     for direction in ("AtoB", "BtoA"):
         sheet = np.asarray(Image.open(workdir / "samples" / f"{direction}.png"))
         # 4 test images, 4 columns (input | translation | reconstruction | truth) of 32 px.
