@@ -2,6 +2,7 @@
 
   python bench/ablation.py                          # every variant, 64 px, CPU-sized nets
   python bench/ablation.py --steps 300 --variants baseline pacgan --out ablation.md
+  python bench/ablation.py --variants baseline --seed 1   # seed noise: the same run reseeded
 
 Each variant is the CPU-sized baseline (configs/demo.py's networks at --size px) with one
 switch of configs/cyclegan_thesis.py turned on, or all of them ("thesis"). Every run trains
@@ -74,6 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=400, help="training steps per variant")
     p.add_argument("--size", type=int, default=64, help="image side (px)")
     p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seed", type=int, default=0, help="config.seed (initialisation, data order)")
     p.add_argument("--data", default=None, help="built-in data folder (default: a temp dir)")
     p.add_argument("--workdir", default=None, help="keep the runs here (default: a temp dir)")
     p.add_argument("--out", default="ablation.md", help="Markdown table file")
@@ -91,6 +93,7 @@ def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collect
     c.data.size = args.size
     c.data.load_size = args.size + args.size // 8
     c.data.batch_size = args.batch
+    c.seed = args.seed
     c.train.num_steps = args.steps
     c.train.decay_steps = args.steps // 2
     c.train.log_every = max(1, args.steps // 4)
@@ -119,7 +122,8 @@ def markdown_table(rows: list[tuple], args: argparse.Namespace) -> str:
     """The report: one row per (name, note, eval metrics, steps/s); the first row's identity
     L1 (input vs truth) as the baseline line."""
     lines = [
-        f"Ablation: {args.steps} steps at {args.size} px, batch {args.batch}, built-in faces "
+        f"Ablation: {args.steps} steps at {args.size} px, batch {args.batch}, seed {args.seed}, "
+        "built-in faces "
         "(L1 in [-1, 1] units; ratio = L1 / identity L1; steps/s includes compile + eval)",
         "",
         "| variant | A->B L1 (ratio) | A->B PSNR | B->A L1 (ratio) | B->A PSNR "

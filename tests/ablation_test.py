@@ -26,8 +26,9 @@ def changed(name, steps=400):
 
 
 def test_baseline_is_the_demo_networks_at_the_asked_size_and_budget():
-    args = ablation.parse_args(["--steps", "300", "--size", "48", "--batch", "2"])
+    args = ablation.parse_args(["--steps", "300", "--size", "48", "--batch", "2", "--seed", "3"])
     c = ablation.variant_config("baseline", args, "/data")
+    assert c.seed == 3
     assert (c.data.size, c.data.synthetic.size, c.data.batch_size) == (48, 48, 2)
     assert (c.train.num_steps, c.train.decay_steps, c.train.eval_every) == (300, 150, 0)
     assert (c.model.generator.ngf, c.model.generator.n_blocks) == (16, 3)
@@ -82,9 +83,9 @@ def test_markdown_table_rows_and_identity_line():
         return {"AtoB": {**m, "cycle_l1": 0.2}, "BtoA": {**m, "cycle_l1": 0.3}}
 
     rows = [("baseline", "", ev(0.2, 0.32), 3.0), ("thesis", "random VGG", ev(0.16, 0.32), 0.5)]
-    args = argparse.Namespace(steps=400, size=64, batch=2)
+    args = argparse.Namespace(steps=400, size=64, batch=2, seed=1)
     lines = ablation.markdown_table(rows, args).splitlines()
-    assert lines[0].startswith("Ablation: 400 steps at 64 px, batch 2")
+    assert lines[0].startswith("Ablation: 400 steps at 64 px, batch 2, seed 1,")
     body = [line for line in lines if line.startswith("| ") and "---" not in line][1:]
     assert body[0] == (
         "| baseline | 0.2000 (0.62) | 17.00 | 0.2000 (0.62) | 17.00 | 0.2000 / 0.3000 | 3.00 |  |"
