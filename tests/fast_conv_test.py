@@ -62,6 +62,42 @@ def test_conv2d_matches_xla_forward_and_both_gradients(case):
         assert_close(a, e)
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        "c7s1 6->8 (im2col)",
+        "c3s1 8->8 (residual)",
+        "c3s2 5->8 odd (down)",
+        "c4s2 5->6 odd (PatchGAN)",
+    ],
+)
+def test_banded_im2col_matches_xla(case, monkeypatch):
+    """Large maps are gathered and multiplied by bands of output rows (forward, kernel
+    gradient, and the stride-1 input gradient as a banded correlation): with a tiny band
+    budget every one of these runs in 2-7 uneven bands, the last one overhanging."""
+    n, h, w, c, o, k, stride = CASES[case]
+    out_h, out_w = (h - k) // stride + 1, (w - k) // stride + 1
+    monkeypatch.setattr(fast_conv, "TILE_FLOATS", n * out_w * k * k * c * 2)
+    rows, bands = fast_conv._bands(n, out_h, out_w, k * k * c)
+    assert bands > 1 and rows * bands >= out_h
+    x, kernel = random((n, h, w, c), 3), random((k, k, c, o), 4)
+    g = random((n, out_h, out_w, o), 5)
+    conv = functools.partial(fast_conv.conv2d, stride=stride)
+    with fast_conv.impl("xla"):
+        expected = value_and_grads(conv, x, kernel, g)
+    with fast_conv.impl("matmul"):
+        actual = value_and_grads(functools.partial(conv), x, kernel, g)
+    for a, e in zip(actual, expected, strict=True):
+        assert_close(a, e)
+
+
+def test_band_sizes():
+    fast_conv_bands = fast_conv._bands
+    assert fast_conv_bands(1, 64, 64, 9 * 256) == (8, 8)  # 9 x TILE_FLOATS -> 8 rows each.
+    assert fast_conv_bands(1, 16, 16, 9 * 64) == (16, 1)  # Small: one band.
+    assert fast_conv_bands(1, 3, 3, 1 << 24) == (1, 3)  # At most one row per band.
+
+
 def test_conv2d_matmul_path_under_jit_and_bfloat16():
     x, kernel = random((1, 10, 10, 8), 0), random((3, 3, 8, 16), 1)
     with fast_conv.impl("xla"):
