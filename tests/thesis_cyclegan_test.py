@@ -198,6 +198,7 @@ def test_thesis_config_reproduces_the_thesis_settings():
     assert c.train.decay_steps * 2 == c.train.num_steps
 
 
+@pytest.mark.slow
 def test_thesis_model_trains_resumes_exactly_and_translates(tmp_path):
     config = thesis_config(tmp_path / "faces")
     straight = loop.train(config, tmp_path / "straight")
@@ -260,6 +261,7 @@ SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_thesis_model_on_one_and_eight_devices():
     r = subprocess.run(
         [sys.executable, "-c", SCRIPT],
