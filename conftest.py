@@ -14,9 +14,10 @@ jax.config.update(
 
 def pytest_collection_modifyitems(items):
     """Files with the longest runs first: the demo's, then those with other `slow` tests,
-    then the rest, each file kept whole and in order. With `pytest -n 2 --dist loadfile`
-    files go to the workers in this order, so the demo's minutes overlap everything else
-    instead of running alone at the end."""
+    then the rest, each file kept whole and in order. With `pytest -n 2 --dist loadfile
+    --no-loadscope-reorder` (`make test`; by default xdist puts the files with the most
+    tests first) files go to the workers in this order, so the demo's minutes overlap
+    everything else instead of running alone at the end."""
 
     def rank(item):
         if item.nodeid.startswith("tests/demo_test.py"):
