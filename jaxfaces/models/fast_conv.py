@@ -160,7 +160,9 @@ def _scatter_sum(dp: jax.Array, kh: int, kw: int, c: int) -> jax.Array:
 def _forward(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
     kh, kw, c, o = w.shape
     if c <= _FEW_CHANNELS:
-        return _xla_conv(x, w, stride)
+        return _few_forward(x, w) if stride == 1 else _xla_conv(x, w, stride)
+    if _use_winograd(x, w, stride):
+        return _winograd(x, w)
     if stride == 1 and _narrow(c, o):
         z = jax.lax.dot_general(x, w.transpose(2, 0, 1, 3).reshape(c, kh * kw * o), _DOT)
         return _shift_sum(z, kh, kw, o)
@@ -208,20 +210,215 @@ def _row_slab(x: jax.Array, i: jax.Array, rows: int, k: int, stride: int) -> jax
     return jax.lax.dynamic_slice_in_dim(x, i * rows * stride, (rows - 1) * stride + k, axis=1)
 
 
+# Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional
+# Neural Networks", 2016): each 2x2 block of outputs of a 3x3 convolution is
+# A^T [(G w G^T) * (B^T d B)] A over its 4x4 input tile d, so per channel pair 16
+# multiplications make 4 outputs instead of 36: the (C, O) products become 16 matrix
+# products of the transformed tiles, 2.25x fewer flops than im2col. The transforms are
+# additions (and halves in G), so results differ from the direct sum by float rounding only.
+_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+#: Winograd takes over 3x3 stride-1 fp32 convolutions of at least this many output pixels
+#: (batch included) and `MIN_WINOGRAD_CHANNELS` channels on both sides: there it is 1.3-1.5x
+#: faster than im2col (the residual blocks at 128 px batch 4 and 256 px); on smaller maps
+#: its 16 small matrix products are slower.
+MIN_WINOGRAD_PIXELS = 64 * 64
+MIN_WINOGRAD_CHANNELS = 32
+#: Tiles are transformed and multiplied by bands of tile rows of about this many floats.
+WINOGRAD_TILE_FLOATS = 1 << 20
+
+
+def _use_winograd(x: jax.Array, w: jax.Array, stride: int) -> bool:
+    kh, kw, c, o = w.shape
+    n, h, wd, _ = x.shape
+    return (
+        (kh, kw, stride) == (3, 3, 1)
+        and min(c, o) >= MIN_WINOGRAD_CHANNELS
+        and x.dtype == w.dtype == jnp.float32
+        and n * (h - 2) * (wd - 2) >= MIN_WINOGRAD_PIXELS
+    )
+
+
+def _winograd_bt(d0, d1, d2, d3):
+    """B^T d along one axis, for the four rows (or columns) d0..d3 of the tiles."""
+    return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+
+
+def _winograd_tiles(x: jax.Array, th: int, tw: int) -> jax.Array:
+    """x (N, 2*th + 2, 2*tw + 2, C) -> B^T d B for every 4x4 tile at stride 2: (16, N*th*tw, C).
+
+    Even and odd rows (then columns) as strided slices: XLA fuses this into one pass.
+    """
+    even, odd = x[:, 0::2], x[:, 1::2]
+    rows = _winograd_bt(even[:, :th], odd[:, :th], even[:, 1 : th + 1], odd[:, 1 : th + 1])
+    tiles = []
+    for r in rows:  # (N, th, W, C)
+        even, odd = r[:, :, 0::2], r[:, :, 1::2]
+        cols = (even[:, :, :tw], odd[:, :, :tw], even[:, :, 1 : tw + 1], odd[:, :, 1 : tw + 1])
+        tiles.append(jnp.stack(_winograd_bt(*cols)))
+    return jnp.stack(tiles).reshape(16, -1, x.shape[-1])
+
+
+def _winograd_outputs(m: jax.Array) -> jax.Array:
+    """A^T m A: (4, 4, N, th, tw, O) products -> (N, 2*th, 2*tw, O) outputs."""
+    y = jnp.stack([m[0] + m[1] + m[2], m[1] - m[2] - m[3]])  # (2, 4, N, th, tw, O)
+    y = jnp.stack([y[:, 0] + y[:, 1] + y[:, 2], y[:, 1] - y[:, 2] - y[:, 3]], axis=1)
+    _, _, n, th, tw, o = y.shape
+    return y.transpose(2, 3, 0, 4, 1, 5).reshape(n, 2 * th, 2 * tw, o)
+
+
+def _winograd_layout(x: jax.Array, o: int) -> tuple[jax.Array, int, int, int]:
+    """x padded to whole bands of tile rows; (x, tile rows per band, bands, tile columns)."""
+    n, h, wd, c = x.shape
+    th, tw = -(-(h - 2) // 2), -(-(wd - 2) // 2)  # Odd sizes: one more tile, cropped.
+    bands = min(max(-(-th * 16 * n * tw * max(c, o) // WINOGRAD_TILE_FLOATS), 1), th)
+    rows = -(-th // bands)
+    bands = -(-th // rows)
+    x = jnp.pad(x, ((0, 0), (0, max(2 * rows * bands + 2 - h, 0)), (0, 2 * tw + 2 - wd), (0, 0)))
+    return x, rows, bands, tw
+
+
+def _winograd(x: jax.Array, w: jax.Array) -> jax.Array:
+    """3x3 stride-1 VALID convolution by Winograd F(2x2, 3x3), by bands of tile rows."""
+    c, o = w.shape[2:]
+    n, h, wd, _ = x.shape
+    x, rows, bands, tw = _winograd_layout(x, o)
+    g = jnp.asarray(_WINOGRAD_G)
+    u = jnp.einsum("ai,ijco,bj->abco", g, w, g).reshape(16, c, o)  # G w G^T
+
+    def band(i):
+        slab = jax.lax.dynamic_slice_in_dim(x, 2 * rows * i, 2 * rows + 2, axis=1)
+        m = jax.lax.dot_general(_winograd_tiles(slab, rows, tw), u, (((2,), (1,)), ((0,), (0,))))
+        return _winograd_outputs(m.reshape(4, 4, n, rows, tw, o))
+
+    y = jax.lax.map(band, jnp.arange(bands))  # (bands, N, 2*rows, 2*tw, O)
+    y = y.transpose(1, 0, 2, 3, 4).reshape(n, 2 * rows * bands, 2 * tw, o)
+    return y[:, : h - 2, : wd - 2]
+
+
+def _winograd_at(d0, d1):
+    """A d along one axis (the transpose of A^T): two output rows -> four product rows."""
+    return [d0, d0 + d1, d0 - d1, -d1]
+
+
+def _winograd_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
+    """The kernel gradient of `_winograd`: sum over tiles of (B^T d B)^T (A g A^T), per each
+    of the 16 positions (one matrix product each), then G^T (.) G back to the 3x3 kernel."""
+    c, o = x.shape[-1], g.shape[-1]
+    x, rows, bands, tw = _winograd_layout(x, o)
+    out_h, out_w = g.shape[1:3]
+    g = jnp.pad(g, ((0, 0), (0, 2 * rows * bands - out_h), (0, 2 * tw - out_w), (0, 0)))
+
+    def band(acc, i):
+        slab = jax.lax.dynamic_slice_in_dim(x, 2 * rows * i, 2 * rows + 2, axis=1)
+        g_band = jax.lax.dynamic_slice_in_dim(g, 2 * rows * i, 2 * rows, axis=1)
+        grads = [
+            jnp.stack(_winograd_at(r[:, :, 0::2], r[:, :, 1::2]))
+            for r in _winograd_at(g_band[:, 0::2], g_band[:, 1::2])
+        ]
+        dm = jnp.stack(grads).reshape(16, -1, o)  # (16, tiles, O), tiles as in the forward
+        du = jax.lax.dot_general(
+            _winograd_tiles(slab, rows, tw),
+            dm,
+            (((1,), (1,)), ((0,), (0,))),
+            preferred_element_type=jnp.float32,
+        )
+        return acc + du, None
+
+    du, _ = jax.lax.scan(band, jnp.zeros((16, c, o), jnp.float32), jnp.arange(bands))
+    gm = jnp.asarray(_WINOGRAD_G)
+    return jnp.einsum("ai,abco,bj->ijco", gm, du.reshape(4, 4, c, o), gm)
+
+
+#: Windows of an input with few channels are gathered channel-major, by bands of this many
+#: floats: each (channel, tap) is then one slice of whole rows, copied at memory speed.
+FEW_TILE_FLOATS = 1 << 19
+
+
+def _few_bands(x: jax.Array, kh: int, kw: int) -> tuple[jax.Array, int, int, int]:
+    """x (N, H, W, C) as (C, N, H', W) padded to whole bands; (x, rows, bands, out_w)."""
+    n, h, wd, c = x.shape
+    out_h, out_w = _out_size(h, kh, 1), _out_size(wd, kw, 1)
+    bands = -(-n * out_h * out_w * kh * kw * c // FEW_TILE_FLOATS)
+    bands = min(max(bands, 1), out_h)
+    rows = -(-out_h // bands)
+    bands = -(-out_h // rows)
+    xt = _pad_rows(x, rows * bands + kh - 1).transpose(3, 0, 1, 2)
+    return xt, rows, bands, out_w
+
+
+def _few_columns(xt: jax.Array, i: jax.Array, rows: int, kh: int, kw: int, out_w: int):
+    """(kh*kw*C, N, rows, Wo): band i's windows of a channel-major input, ordered (dy, dx, c)."""
+    slab = jax.lax.dynamic_slice_in_dim(xt, i * rows, rows + kh - 1, axis=2)
+    return jnp.stack(
+        [
+            slab[ch, :, dy : dy + rows, dx : dx + out_w]
+            for dy in range(kh)
+            for dx in range(kw)
+            for ch in range(xt.shape[0])
+        ]
+    )
+
+
+def _few_forward(x: jax.Array, w: jax.Array) -> jax.Array:
+    """Stride-1 convolution of a few-channel input: channel-major im2col by bands.
+
+    Gathering 3-channel windows pixel-major moves 12 bytes at a time; channel-major, each of
+    the K*K*C rows of the window matrix is a shifted copy of whole image rows. 2-2.5x faster
+    than XLA's convolution for the 7x7 RGB input layer at 128-256 px.
+    """
+    kh, kw, c, o = w.shape
+    n, out_h = x.shape[0], _out_size(x.shape[1], kh, 1)
+    xt, rows, bands, out_w = _few_bands(x, kh, kw)
+    wm = w.reshape(kh * kw * c, o)
+
+    def band(i):
+        cols = _few_columns(xt, i, rows, kh, kw, out_w)
+        return jax.lax.dot_general(cols, wm, (((0,), (0,)), ((), ())))  # (N, rows, Wo, O)
+
+    y = jax.lax.map(band, jnp.arange(bands))
+    return y.transpose(1, 0, 2, 3, 4).reshape(n, rows * bands, out_w, o)[:, :out_h]
+
+
+def _few_kernel_grad(x: jax.Array, g: jax.Array, w_shape: tuple[int, ...]) -> jax.Array:
+    """The stride-1 kernel gradient of a few-channel input: its channel-major windows times g."""
+    kh, kw, c, o = w_shape
+    xt, rows, bands, out_w = _few_bands(x, kh, kw)
+    g = _pad_rows(g, rows * bands)
+
+    def band(acc, i):
+        cols = _few_columns(xt, i, rows, kh, kw, out_w)
+        g_band = jax.lax.dynamic_slice_in_dim(g, i * rows, rows, axis=1)
+        dw = jax.lax.dot_general(
+            cols, g_band, (((1, 2, 3), (0, 1, 2)), ((), ())), preferred_element_type=jnp.float32
+        )
+        return acc + dw, None
+
+    dw, _ = jax.lax.scan(band, jnp.zeros((kh * kw * c, o), jnp.float32), jnp.arange(bands))
+    return dw.reshape(kh, kw, c, o).astype(jnp.result_type(g.dtype, x.dtype))
+
+
 def _input_grad(g: jax.Array, w: jax.Array, stride: int, shape: tuple[int, ...]) -> jax.Array:
     """dx[s*i + dy, s*j + dx] += (g w^T)[i, j, (dy, dx)] for a (N, H, W, C) input."""
     kh, kw, c, o = w.shape
     if stride == 1 and _bands(*g.shape[:3], kh * kw * c)[1] > 1:
         # Large maps: the full correlation of g with the flipped, transposed kernel, by bands
         # (1.6-2x faster there than scattering one big (g w^T) matrix back).
-        flipped = jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2)
-        return _forward(_pad(g, kh - 1, kw - 1), flipped, 1)
+        return _correlate_input_grad(g, w)
+    n, h, wd, _ = shape
+    if (kh, kw, stride) == (3, 3, 2) and g.shape[0] * g.shape[1] * g.shape[2] >= (
+        MIN_SUBPIXEL_FORWARD_PIXELS
+    ):
+        # Large maps: the adjoint of a 3x3 stride-2 convolution is the x2 transposed one of g
+        # with the flipped kernel, shifted by a pixel: its sub-pixel form, by bands (1.3-1.5x
+        # faster there than scattering one big (g w^T) matrix by phases).
+        gp = jnp.pad(g, ((0, 0), (1, 0), (1, 0), (0, 0)))
+        dx = _subpixel(gp, jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2))[:, 1 : h + 1, 1 : wd + 1]
+        return jnp.pad(dx, ((0, 0), (0, h - dx.shape[1]), (0, wd - dx.shape[2]), (0, 0)))
     dp = jax.lax.dot_general(g, w.reshape(kh * kw * c, o), _DOT_T)  # (N, Ho, Wo, K*K*C)
     if stride == 1:
         return _scatter_sum(dp, kh, kw, c)
     # Stride s: input row s*r + a gathers the taps dy = a + s*m from g row r - m; each
     # phase (a, b) is a shift-sum over m, and the phases interleave (depth-to-space).
-    n, h, wd, _ = shape
     mh, mw = -(-kh // stride), -(-kw // stride)
     rh, rw = g.shape[1] + mh - 1, g.shape[2] + mw - 1
     dp = _pad(dp, mh - 1, mw - 1).reshape(n, rh + mh - 1, rw + mw - 1, kh, kw, c)
@@ -273,11 +470,46 @@ def _matmul_conv_fwd(x, w, stride):
     return _forward(x, w, stride), (x, w)
 
 
+def _correlate_input_grad(g: jax.Array, w: jax.Array) -> jax.Array:
+    """The stride-1 input gradient as the full correlation of g with the flipped kernel."""
+    kh, kw = w.shape[:2]
+    return _forward(_pad(g, kh - 1, kw - 1), jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2), 1)
+
+
+def _few_channel_grads(x: jax.Array, w: jax.Array, g: jax.Array, stride: int):
+    """Both gradients of a convolution from or to 4 or fewer channels (RGB).
+
+    The windows are gathered from the few-channel side only, where they are small: from x
+    for an RGB input (the kernel gradient as `_kernel_grad`; XLA's takes 2-5x longer), from
+    g for an RGB output (the kernel gradient is then x^T times the windows of g padded by
+    K - 1, taps reversed). The stride-1 input gradient is the correlation of g with the
+    flipped kernel (col2im when the input has few channels); strided ones stay XLA's.
+    """
+    kh, kw, c, o = w.shape
+    if c <= _FEW_CHANNELS:
+        dw = _few_kernel_grad(x, g, w.shape) if stride == 1 else _kernel_grad(x, g, w.shape, stride)
+    elif stride == 1:
+        # dw[dy, dx, c, o] = sum_q x[q, c] gp[q + (K-1-dy, K-1-dx), o], gp = g padded by K-1.
+        dw = _few_kernel_grad(_pad(g, kh - 1, kw - 1), x, (kh, kw, o, c))
+        dw = jnp.flip(dw, (0, 1)).transpose(0, 1, 3, 2)
+    else:
+        dw = jax.vjp(lambda w: _xla_conv(x, w, stride), w)[1](g)[0]
+    if stride == 1:
+        dx = _correlate_input_grad(g, w)
+    else:
+        dx = jax.vjp(lambda x: _xla_conv(x, w, stride), x)[1](g)[0]
+    return dx, dw
+
+
 def _matmul_conv_bwd(stride, res, g):
     x, w = res
     if min(w.shape[2:]) <= _FEW_CHANNELS:
-        return jax.vjp(lambda x, w: _xla_conv(x, w, stride), x, w)[1](g)
-    return _input_grad(g, w, stride, x.shape), _kernel_grad(x, g, w.shape, stride)
+        return _few_channel_grads(x, w, g, stride)
+    if _use_winograd(x, w, stride):
+        dw = _winograd_kernel_grad(x, g)
+    else:
+        dw = _kernel_grad(x, g, w.shape, stride)
+    return _input_grad(g, w, stride, x.shape), dw
 
 
 _matmul_conv.defvjp(_matmul_conv_fwd, _matmul_conv_bwd)
@@ -338,19 +570,43 @@ def _subpixel(x: jax.Array, w: jax.Array) -> jax.Array:
     return depth_to_space(_matmul_conv(xp, subpixel_kernel(w), 1))
 
 
-@jax.custom_vjp
-def _matmul_transpose2x(x: jax.Array, w: jax.Array) -> jax.Array:
-    # The forward pass is XLA's (as fast as the sub-pixel form on the CPU, without its
-    # zero blocks); the backward pass, 12-14x slower in XLA, is the sub-pixel form's.
+#: The forward pass of the x2 transposed convolution takes the sub-pixel form (a banded 2x2
+#: convolution to 4x the channels) from this many input pixels (batch included): 1.4-1.5x
+#: faster than XLA's there (the last upsampling layer at 128 px batch 4 and 256 px), slower
+#: on smaller maps, where its 7 zero blocks of 16 cost more than they save.
+MIN_SUBPIXEL_FORWARD_PIXELS = 128 * 128
+
+
+def _transpose2x_forward(x: jax.Array, w: jax.Array) -> jax.Array:
+    if x.shape[0] * x.shape[1] * x.shape[2] >= MIN_SUBPIXEL_FORWARD_PIXELS:
+        return _subpixel(x, w)
     return _dilated_conv(x, w)
 
 
+# The x2 transposed convolution is the adjoint of a stride-2 convolution: in one dimension
+# dx[r] = g[2r - 1] w[2] + g[2r] w[1] + g[2r + 1] w[0], a stride-2 correlation of g padded by
+# one at the start with the flipped kernel. So its input gradient is that strided
+# convolution (im2col, 9 blocks of O x C, no zero blocks), and its kernel gradient the
+# strided convolution's kernel gradient with the roles of x and g swapped.
+def _transpose2x_grads(x: jax.Array, w: jax.Array, g: jax.Array):
+    c, o = w.shape[2:]
+    gp = jnp.pad(g, ((0, 0), (1, 0), (1, 0), (0, 0)))
+    dx = _forward(gp, jnp.flip(w, (0, 1)).transpose(0, 1, 3, 2), 2)
+    dw = _kernel_grad(gp, x, (3, 3, o, c), 2)  # The gradient of the flipped kernel.
+    return dx, jnp.flip(dw, (0, 1)).transpose(0, 1, 3, 2)
+
+
+@jax.custom_vjp
+def _matmul_transpose2x(x: jax.Array, w: jax.Array) -> jax.Array:
+    return _transpose2x_forward(x, w)
+
+
 def _matmul_transpose2x_fwd(x, w):
-    return _dilated_conv(x, w), (x, w)
+    return _transpose2x_forward(x, w), (x, w)
 
 
 def _matmul_transpose2x_bwd(res, g):
-    return jax.vjp(_subpixel, *res)[1](g)
+    return _transpose2x_grads(*res, g)
 
 
 _matmul_transpose2x.defvjp(_matmul_transpose2x_fwd, _matmul_transpose2x_bwd)
