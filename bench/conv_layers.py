@@ -41,21 +41,41 @@ def layers(size: int, ngf: int = 64, ndf: int = 64, n_blocks: int = 9) -> list[d
     return [
         dict(name="G in 7x7", kind="conv", h=s + 6, c=3, k=7, stride=1, o=ngf, count=1),
         dict(name="G down 1", kind="conv", h=s + 2, c=ngf, k=3, stride=2, o=2 * ngf, count=1),
-        dict(name="G down 2", kind="conv", h=s // 2 + 2, c=2 * ngf, k=3, stride=2, o=4 * ngf,
-             count=1),
-        dict(name="G res 3x3", kind="conv", h=s // 4 + 2, c=4 * ngf, k=3, stride=1, o=4 * ngf,
-             count=2 * n_blocks),
+        dict(
+            name="G down 2", kind="conv", h=s // 2 + 2, c=2 * ngf, k=3, stride=2, o=4 * ngf, count=1
+        ),
+        dict(
+            name="G res 3x3",
+            kind="conv",
+            h=s // 4 + 2,
+            c=4 * ngf,
+            k=3,
+            stride=1,
+            o=4 * ngf,
+            count=2 * n_blocks,
+        ),
         dict(name="G up 1", kind="convT", h=s // 4, c=4 * ngf, k=3, stride=2, o=2 * ngf, count=1),
         dict(name="G up 2", kind="convT", h=s // 2, c=2 * ngf, k=3, stride=2, o=ngf, count=1),
         dict(name="G out 7x7", kind="conv", h=s + 6, c=ngf, k=7, stride=1, o=3, count=1),
         dict(name="D 1", kind="conv", h=s + 2, c=3, k=4, stride=2, o=ndf, count=1),
         dict(name="D 2", kind="conv", h=s // 2 + 2, c=ndf, k=4, stride=2, o=2 * ndf, count=1),
-        dict(name="D 3", kind="conv", h=s // 4 + 2, c=2 * ndf, k=4, stride=2, o=4 * ndf,
-             count=1),
-        dict(name="D 4", kind="conv", h=s // 8 + 2, c=4 * ndf, k=4, stride=1, o=8 * ndf,
-             count=1),
+        dict(name="D 3", kind="conv", h=s // 4 + 2, c=2 * ndf, k=4, stride=2, o=4 * ndf, count=1),
+        dict(name="D 4", kind="conv", h=s // 8 + 2, c=4 * ndf, k=4, stride=1, o=8 * ndf, count=1),
         dict(name="D out", kind="conv", h=s // 8 + 1, c=8 * ndf, k=4, stride=1, o=1, count=1),
     ]
+
+
+def macs(layer: dict) -> int:
+    """Multiply-adds of one application (batch 1), the taps that read zero padding excluded.
+
+    A x2 transposed convolution of an H-pixel input makes 2H outputs per axis from 3H - 1
+    input taps (one per even output, two per odd one, the last of which falls off the edge).
+    """
+    h, k, c, o = layer["h"], layer["k"], layer["c"], layer["o"]
+    if layer["kind"] == "convT":
+        return (3 * h - 1) ** 2 * c * o
+    out = (h - k) // layer["stride"] + 1
+    return out * out * k * k * c * o
 
 
 def _timed(fn, iters: int) -> float:
@@ -74,15 +94,19 @@ def jax_runner(layer: dict, batch: int, mode: str, impl: str):
     shape = (layer["k"], layer["k"], layer["c"], layer["o"])
     w = jnp.asarray(rng.normal(size=shape) * 0.05, jnp.float32)
     if layer["kind"] == "convT":
+
         def f(x, w):
             return fast_conv.conv_transpose2x(x, w)
     else:
+
         def f(x, w):
             return fast_conv.conv2d(x, w, layer["stride"])
+
     with fast_conv.impl(impl):
         if mode == "fwd":
             fn = jax.jit(f)
         else:
+
             def loss(x, w):
                 y = f(x, w)
                 return jnp.vdot(y, y) * 0.5
@@ -111,6 +135,7 @@ def torch_runner(layer: dict, batch: int, mode: str):
             return F.conv2d(x, w, stride=layer["stride"])
 
     if mode == "fwd":
+
         def run():
             with torch.no_grad():
                 f(x, w)
@@ -121,6 +146,7 @@ def torch_runner(layer: dict, batch: int, mode: str):
             y = f(xr, wr)
             (0.5 * (y * y).sum()).backward()
             xr.grad = wr.grad = None
+
     return run
 
 

@@ -4,8 +4,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from bench import flops, train_step, translate
-from jaxfaces.models import fast_conv
+from bench import conv_layers, flops, train_step, translate
+from jaxfaces import rng as rngs
+from jaxfaces.models import discriminators, fast_conv, generators
 
 
 def test_cpu_and_device_defaults_and_errors():
@@ -79,3 +80,25 @@ def test_translate_report():
     lines = translate.report([r]).splitlines()
     assert lines[2] == "| 64px batch2 | 4.00 | 2.00 | 0.50 | 5.0 |"
     assert lines[-1] == "RATIO translate 64px batch2 jax/torch = 0.50"
+
+
+def test_conv_layers_are_the_reference_networks_layers():
+    """bench/conv_layers.py's list, weighted by count, has exactly the reference generator's
+    and PatchGAN's multiply-adds (counted on the networks themselves)."""
+    size = 32
+    x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
+    layers = conv_layers.layers(size)
+    assert [layer["count"] for layer in layers if layer["name"] == "G res 3x3"] == [18]
+    for prefix, net in (
+        ("G", generators.ResnetGenerator(ngf=64, n_blocks=9)),
+        ("D", discriminators.PatchGAN(ndf=64, n_layers=3)),
+    ):
+        with fast_conv.impl("xla"):
+            params = jax.eval_shape(lambda net=net: net.init(rngs.key(0), jnp.zeros(x.shape)))
+            counted = flops.count(lambda p, x, net=net: net.apply(p, x), params, x)
+        listed = sum(
+            conv_layers.macs(layer) * layer["count"]
+            for layer in layers
+            if layer["name"][0] == prefix
+        )
+        assert counted == 2 * listed

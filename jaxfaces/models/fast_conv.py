@@ -12,22 +12,33 @@ plus data movement:
   (C, K*K*O), then the K*K output slices shifted and summed;
 * input gradient: g times the kernel transposed, scattered back to the input pixels
   (col2im; by phase for stride 2);
-* kernel gradient: g transposed times the input's windows;
-* the x2 transposed convolution: backward as its sub-pixel form, a 2x2 convolution to 4x
-  the channels then depth-to-space, with the 2x2 kernel built from the stored 3x3 one.
+* kernel gradient: g transposed times the input's windows.
 
 On large maps one im2col matrix no longer fits in the cache and the products turn
 memory-bound (33 GFLOP/s for a 3x3, 64-channel conv at 256 px, against ~120 for the
 machine's matmul). There the windows are gathered and multiplied by bands of output rows of
 about `TILE_FLOATS` floats each (`lax.map` for the forward pass, a `lax.scan` summing the
 kernel gradient), and the stride-1 input gradient becomes the banded full correlation of
-g with the flipped kernel: 1.5-3x faster than one big matrix at 64-256 px.
+g with the flipped kernel: 1.5-3x faster than one big matrix at 64-256 px. Beyond that,
+per kind of layer (each measured per layer with `bench/conv_layers.py`):
 
-XLA's passes stay where they are as fast: the forward pass of the transposed convolution,
-both passes of convolutions from or to 4 or fewer channels (RGB; but the forward pass of
-the narrow output layer is col2im), and, under "auto", convolutions of fewer than
-`MIN_MATMUL_MACS` multiply-adds (`MIN_SUBPIXEL_MACS` for the transposed one), which also
-compile faster. Each form computes the same function as
+* 3x3 stride-1 convolutions on large maps (the residual blocks at 128 px batch 4 and at
+  256 px; VGG19): Winograd F(2x2, 3x3), 16 products per 2x2 outputs instead of 36, for the
+  forward pass and both gradients (`_winograd`, `_winograd_kernel_grad`);
+* RGB-side layers (4 or fewer channels in or out): windows gathered channel-major, each
+  (tap, channel) one shifted copy of whole rows (`_few_forward`, `_few_kernel_grad`), and
+  from the few-channel side only: the 7x7 input layer's kernel gradient was 2-5x slower
+  in XLA;
+* the x2 transposed convolution: backward as its adjoint, a 3x3 stride-2 convolution of g
+  (9 blocks of products, no zeros); forward on large maps as its sub-pixel form, a 2x2
+  convolution to 4x the channels then depth-to-space, with the 2x2 kernel built from the
+  stored 3x3 one; and by symmetry the stride-2 input gradient of a 3x3 convolution on large
+  maps is that sub-pixel transposed convolution of g.
+
+XLA's passes stay where they are as fast: the forward pass of the transposed convolution on
+small maps, strided convolutions from 4 or fewer channels, and, under "auto", convolutions
+of fewer than `MIN_MATMUL_MACS` multiply-adds (`MIN_SUBPIXEL_MACS` for the transposed one),
+which also compile faster. Each form computes the same function as
 `lax.conv_general_dilated` up to float rounding (sums run in another order), from the same
 parameters in the same HWIO layout. The backward pass keeps only the input and the kernel
 (`jax.custom_vjp`) and gathers the windows again, so memory stays that of the convolutions.
