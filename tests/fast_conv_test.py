@@ -142,8 +142,8 @@ def test_winograd_only_on_large_fp32_3x3_stride1_maps():
     big, kernel = jnp.zeros((1, 66, 66, 64)), jnp.zeros((3, 3, 64, 64))
     assert fast_conv._use_winograd(big, kernel, 1)
     assert not fast_conv._use_winograd(big, kernel, 2)  # Strided.
-    assert not fast_conv._use_winograd(big[:, :40, :40], kernel, 1)  # 38x38 < 64x64 pixels.
-    assert fast_conv._use_winograd(jnp.zeros((4, 34, 34, 64)), kernel, 1)  # 4 x 32x32.
+    assert not fast_conv._use_winograd(big[:, :18, :18], kernel, 1)  # 16x16 < 32x32 pixels.
+    assert fast_conv._use_winograd(jnp.zeros((4, 18, 18, 64)), kernel, 1)  # 4 x 16x16.
     assert not fast_conv._use_winograd(big[..., :3], kernel[:, :, :3], 1)  # RGB input.
     assert not fast_conv._use_winograd(big, jnp.zeros((7, 7, 64, 64)), 1)
     as_bf16 = big.astype(jnp.bfloat16), kernel.astype(jnp.bfloat16)

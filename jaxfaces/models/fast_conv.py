@@ -22,9 +22,10 @@ kernel gradient), and the stride-1 input gradient becomes the banded full correl
 g with the flipped kernel: 1.5-3x faster than one big matrix at 64-256 px. Beyond that,
 per kind of layer (each measured per layer with `bench/conv_layers.py`):
 
-* 3x3 stride-1 convolutions on large maps (the residual blocks at 128 px batch 4 and at
-  256 px; VGG19): Winograd F(2x2, 3x3), 16 products per 2x2 outputs instead of 36, for the
-  forward pass and both gradients (`_winograd`, `_winograd_kernel_grad`);
+* 3x3 stride-1 convolutions on maps of 1024 pixels or more (the residual blocks from 64 px
+  batch 4 or 128 px batch 1 up; VGG19): Winograd F(2x2, 3x3), 16 products per 2x2 outputs
+  instead of 36, for the forward pass and both gradients (`_winograd`,
+  `_winograd_kernel_grad`);
 * RGB-side layers (4 or fewer channels in or out): windows gathered channel-major, each
   (tap, channel) one shifted copy of whole rows (`_few_forward`, `_few_kernel_grad`), and
   from the few-channel side only: the 7x7 input layer's kernel gradient was 2-5x slower
@@ -192,7 +193,7 @@ def _forward(x: jax.Array, w: jax.Array, stride: int) -> jax.Array:
         cols = _columns(_row_slab(x, i, rows, kh, stride), kh, kw, stride)
         return jax.lax.dot_general(cols, wm, _DOT)
 
-    y = jax.lax.map(band, jnp.arange(bands))  # (bands, N, rows, Wo, O)
+    y = _map_bands(band, bands)  # (bands, N, rows, Wo, O)
     return y.transpose(1, 0, 2, 3, 4).reshape(n, rows * bands, out_w, o)[:, :out_h]
 
 
@@ -208,6 +209,21 @@ def _bands(n: int, out_h: int, out_w: int, cols: int) -> tuple[int, int]:
     bands = min(max(bands, 1), out_h)
     rows = -(-out_h // bands)
     return rows, -(-out_h // rows)
+
+
+def _map_bands(band, bands: int) -> jax.Array:
+    """band(i) for each band i, stacked on a new leading axis (`lax.map`); a single band is
+    called directly, so small maps compile no loop."""
+    if bands == 1:
+        return band(jnp.int32(0))[None]
+    return jax.lax.map(band, jnp.arange(bands))
+
+
+def _sum_bands(band, bands: int, zero: jax.Array) -> jax.Array:
+    """The sum over bands of band(acc, i) -> (acc + term, None) (`lax.scan`), from `zero`."""
+    if bands == 1:
+        return band(zero, jnp.int32(0))[0]
+    return jax.lax.scan(band, zero, jnp.arange(bands))[0]
 
 
 def _pad_rows(x: jax.Array, height: int) -> jax.Array:
@@ -229,10 +245,11 @@ def _row_slab(x: jax.Array, i: jax.Array, rows: int, k: int, stride: int) -> jax
 # additions (and halves in G), so results differ from the direct sum by float rounding only.
 _WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
 #: Winograd takes over 3x3 stride-1 fp32 convolutions of at least this many output pixels
-#: (batch included) and `MIN_WINOGRAD_CHANNELS` channels on both sides: there it is 1.3-1.5x
-#: faster than im2col (the residual blocks at 128 px batch 4 and 256 px); on smaller maps
-#: its 16 small matrix products are slower.
-MIN_WINOGRAD_PIXELS = 64 * 64
+#: (batch included) and `MIN_WINOGRAD_CHANNELS` channels on both sides: there it is faster
+#: than im2col (the residual blocks' layers 1.3-1.5x at 128 px batch 4 and 256 px; the whole
+#: train step ~10% at 64 px batch 4, whose residual maps are 4 x 16x16); on smaller maps
+#: (16x16 alone) its 16 small matrix products are 2-3x slower.
+MIN_WINOGRAD_PIXELS = 32 * 32
 MIN_WINOGRAD_CHANNELS = 32
 #: Tiles are transformed and multiplied by bands of tile rows of about this many floats.
 WINOGRAD_TILE_FLOATS = 1 << 20
@@ -301,7 +318,7 @@ def _winograd(x: jax.Array, w: jax.Array) -> jax.Array:
         m = jax.lax.dot_general(_winograd_tiles(slab, rows, tw), u, (((2,), (1,)), ((0,), (0,))))
         return _winograd_outputs(m.reshape(4, 4, n, rows, tw, o))
 
-    y = jax.lax.map(band, jnp.arange(bands))  # (bands, N, 2*rows, 2*tw, O)
+    y = _map_bands(band, bands)  # (bands, N, 2*rows, 2*tw, O)
     y = y.transpose(1, 0, 2, 3, 4).reshape(n, 2 * rows * bands, 2 * tw, o)
     return y[:, : h - 2, : wd - 2]
 
@@ -335,7 +352,7 @@ def _winograd_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
         )
         return acc + du, None
 
-    du, _ = jax.lax.scan(band, jnp.zeros((16, c, o), jnp.float32), jnp.arange(bands))
+    du = _sum_bands(band, bands, jnp.zeros((16, c, o), jnp.float32))
     gm = jnp.asarray(_WINOGRAD_G)
     return jnp.einsum("ai,abco,bj->ijco", gm, du.reshape(4, 4, c, o), gm)
 
@@ -386,7 +403,7 @@ def _few_forward(x: jax.Array, w: jax.Array) -> jax.Array:
         cols = _few_columns(xt, i, rows, kh, kw, out_w)
         return jax.lax.dot_general(cols, wm, (((0,), (0,)), ((), ())))  # (N, rows, Wo, O)
 
-    y = jax.lax.map(band, jnp.arange(bands))
+    y = _map_bands(band, bands)
     return y.transpose(1, 0, 2, 3, 4).reshape(n, rows * bands, out_w, o)[:, :out_h]
 
 
@@ -404,7 +421,7 @@ def _few_kernel_grad(x: jax.Array, g: jax.Array, w_shape: tuple[int, ...]) -> ja
         )
         return acc + dw, None
 
-    dw, _ = jax.lax.scan(band, jnp.zeros((kh * kw * c, o), jnp.float32), jnp.arange(bands))
+    dw = _sum_bands(band, bands, jnp.zeros((kh * kw * c, o), jnp.float32))
     return dw.reshape(kh, kw, c, o).astype(jnp.result_type(g.dtype, x.dtype))
 
 
@@ -467,7 +484,7 @@ def _kernel_grad(x: jax.Array, g: jax.Array, w_shape: tuple[int, ...], stride: i
         return acc + dw, None
 
     zero = jnp.zeros((o, kh * kw * c), jnp.float32)
-    dw, _ = jax.lax.scan(band, zero, jnp.arange(bands))
+    dw = _sum_bands(band, bands, zero)
     return dw.T.reshape(kh, kw, c, o).astype(jnp.result_type(g.dtype, x.dtype))
 
 
