@@ -94,29 +94,61 @@ def test_banded_im2col_matches_xla(case, monkeypatch):
         assert_close(a, e)
 
 
-@pytest.mark.parametrize("bands", [1, 3])
+@pytest.mark.parametrize("form", [fast_conv._F2, fast_conv._F4], ids=["F2", "F4"])
+def test_winograd_transforms_compute_the_correlation(form):
+    """A^T [(G k) * (B^T d)] is the valid correlation of an (m+2)-long d with a 3-tap k,
+    exactly (in float64): the matrices, whatever the tiles' layout."""
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        d, k = rng.normal(size=form.m + 2), rng.normal(size=3)
+        expected = [d[i : i + 3] @ k for i in range(form.m)]
+        np.testing.assert_allclose(form.at @ ((form.g @ k) * (form.bt @ d)), expected, atol=1e-12)
+
+
+@pytest.mark.parametrize("bands", ["one band", "several"])
+@pytest.mark.parametrize("form", [2, 4], ids=["F2 forward", "F4 forward"])
 @pytest.mark.parametrize("shape", [(1, 9, 11, 32, 40), (2, 8, 7, 33, 32)])
-def test_winograd_matches_xla_forward_and_both_gradients(shape, bands, monkeypatch):
-    """F(2x2, 3x3) on even and odd sizes, in one band or several: the same function (the
-    input gradient is a Winograd correlation too; the kernel gradient stays im2col)."""
+def test_winograd_matches_xla_forward_and_both_gradients(shape, form, bands, monkeypatch):
+    """F(2x2, 3x3) and F(4x4, 3x3) on sizes that tile evenly and not, in one band or
+    several: the same function. The input gradient is a Winograd correlation too; the
+    kernel gradient is always F(4x4, 3x3)."""
     n, h, w, c, o = shape
     monkeypatch.setattr(fast_conv, "MIN_WINOGRAD_PIXELS", 1)
-    tile_rows = -(-(h - 2) // 2)
-    monkeypatch.setattr(
-        fast_conv, "WINOGRAD_TILE_FLOATS", 16 * n * (w // 2) * max(c, o) * tile_rows // bands
-    )
+    monkeypatch.setattr(fast_conv, "MIN_WINOGRAD4_PIXELS", 1 if form == 4 else 10**9)
+    monkeypatch.setattr(fast_conv, "WINOGRAD_TILE_FLOATS", 1 if bands == "several" else 1 << 30)
     monkeypatch.setattr(fast_conv, "TILE_FLOATS", 1)  # The input gradient's banded form.
-    x, kernel, g = random((n, h, w, c), 6), random((3, 3, c, o), 7), random((n, h - 2, w - 2, o), 8)
+    x, kernel = random((n, h, w, c), 6), random((3, 3, c, o), 7)
+    g = random((n, h - 2, w - 2, o), 8)
     assert fast_conv._use_winograd(x, kernel, 1)
+    f = fast_conv._winograd_form(x)
+    assert f.m == form and fast_conv._winograd_form(x, kernel_grad=True).m == 4
+    tile_rows = -(-(h - 2) // form)
+    assert fast_conv._winograd_layout(x, o, f)[2] == (tile_rows if bands == "several" else 1)
     with fast_conv.impl("xla"):
         expected = value_and_grads(fast_conv.conv2d, x, kernel, g)
     with fast_conv.impl("matmul"):
         actual = value_and_grads(functools.partial(fast_conv.conv2d), x, kernel, g)
     # A new function object: make_jaxpr must not reuse a trace made under other settings.
     text = str(jax.make_jaxpr(lambda x, w: fast_conv._forward(x, w, 1))(x, kernel))
-    assert "stride=(1, 2" in text or "strides=(1, 2" in text  # The tiles' even/odd slices.
+    assert f"stride=(1, {form}" in text or f"strides=(1, {form}" in text  # The tiles' slices.
     for a, e in zip(actual, expected, strict=True):
-        assert_close(a, e, rtol=4e-6)
+        # F(4x4, 3x3)'s transforms (coefficients up to 8 and 1/24) round a few times more.
+        assert_close(a, e, rtol=4e-6 if form == 2 else 1.5e-5)
+
+
+def test_winograd_forms_by_map_size():
+    kernel = jnp.zeros((3, 3, 64, 64))
+    small, large = jnp.zeros((1, 34, 34, 64)), jnp.zeros((1, 66, 66, 64))  # 32^2, 64^2 px
+    assert fast_conv._winograd_form(small).m == 2  # Too few tiles for F(4x4)'s products.
+    assert fast_conv._winograd_form(large).m == 4
+    assert fast_conv._winograd_form(jnp.zeros((4, 34, 34, 64))).m == 4  # Batch counts.
+    assert fast_conv._winograd_form(small, kernel_grad=True).m == 4
+    # Bands of F(4x4) hold 4x the floats: 4 x 16 x 16 tiles of 36 x 256 in 3 bands of
+    # (up to) 6 tile rows; of F(2x2), 4 x 32 x 32 tiles of 16 x 256 in 16 of 2.
+    batch = jnp.zeros((4, 66, 66, 256))
+    assert fast_conv._winograd_layout(batch, 256, fast_conv._F4)[1:3] == (6, 3)
+    assert fast_conv._winograd_layout(batch, 256, fast_conv._F2)[1:3] == (2, 16)
+    assert fast_conv._use_winograd(small, kernel, 1)
 
 
 @pytest.mark.parametrize("case", ["c3s2 5->8 odd (down)", "c3s2 6->8 even (down)"])

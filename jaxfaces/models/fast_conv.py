@@ -53,6 +53,7 @@ and TPU (cuDNN, the MXU); "matmul" forces it at every size.
 import contextlib
 import functools
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -237,13 +238,52 @@ def _row_slab(x: jax.Array, i: jax.Array, rows: int, k: int, stride: int) -> jax
     return jax.lax.dynamic_slice_in_dim(x, i * rows * stride, (rows - 1) * stride + k, axis=1)
 
 
-# Winograd's minimal filtering F(2x2, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional
-# Neural Networks", 2016): each 2x2 block of outputs of a 3x3 convolution is
-# A^T [(G w G^T) * (B^T d B)] A over its 4x4 input tile d, so per channel pair 16
-# multiplications make 4 outputs instead of 36: the (C, O) products become 16 matrix
-# products of the transformed tiles, 2.25x fewer flops than im2col. The transforms are
-# additions (and halves in G), so results differ from the direct sum by float rounding only.
-_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float32)
+# Winograd's minimal filtering F(m x m, 3x3) (Lavin & Gray, "Fast Algorithms for
+# Convolutional Neural Networks", 2016): each m x m block of outputs of a 3x3 convolution is
+# A^T [(G w G^T) * (B^T d B)] A over its (m+2) x (m+2) input tile d, so per channel pair
+# (m+2)^2 multiplications make m^2 outputs instead of 9 m^2: the (C, O) products become
+# (m+2)^2 matrix products of the transformed tiles. F(2x2, 3x3): 16 products per 4 outputs,
+# 2.25x fewer flops than im2col, transforms of additions and halves (error ~1e-6 relative
+# in fp32, as im2col's); F(4x4, 3x3): 36 per 16, 4x fewer, transforms with small integer
+# and 1/6, 1/24 coefficients (error ~5e-6 relative, still float rounding of the same sum).
+class _WinogradForm(NamedTuple):
+    m: int  # Outputs per tile side; tiles are m + 2 wide, at stride m.
+    bt: np.ndarray  # (m+2, m+2): B^T, the input transform.
+    g: np.ndarray  # (m+2, 3): G, the kernel transform.
+    at: np.ndarray  # (m, m+2): A^T, the output transform.
+
+
+_F2 = _WinogradForm(
+    m=2,
+    bt=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]]),
+    g=np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]),
+    at=np.array([[1, 1, 1, 0], [0, 1, -1, -1]]),
+)
+# Interpolation points 0, 1, -1, 2, -2 and infinity.
+_F4 = _WinogradForm(
+    m=4,
+    bt=np.array(
+        [
+            [4, 0, -5, 0, 1, 0],
+            [0, -4, -4, 1, 1, 0],
+            [0, 4, -4, -1, 1, 0],
+            [0, -2, -1, 2, 1, 0],
+            [0, 2, -1, -2, 1, 0],
+            [0, 4, 0, -5, 0, 1],
+        ]
+    ),
+    g=np.array(
+        [
+            [1 / 4, 0, 0],
+            [-1 / 6, -1 / 6, -1 / 6],
+            [-1 / 6, 1 / 6, -1 / 6],
+            [1 / 24, 1 / 12, 1 / 6],
+            [1 / 24, -1 / 12, 1 / 6],
+            [0, 0, 1],
+        ]
+    ),
+    at=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
+)
 #: Winograd takes over 3x3 stride-1 fp32 convolutions of at least this many output pixels
 #: (batch included) and `MIN_WINOGRAD_CHANNELS` channels on both sides: there it is faster
 #: than im2col (the residual blocks' layers 1.3-1.5x at 128 px batch 4 and 256 px; the whole
@@ -251,7 +291,16 @@ _WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]]
 #: (16x16 alone) its 16 small matrix products are 2-3x slower.
 MIN_WINOGRAD_PIXELS = 32 * 32
 MIN_WINOGRAD_CHANNELS = 32
-#: Tiles are transformed and multiplied by bands of tile rows of about this many floats.
+#: The forward pass (and the input gradient, a forward correlation) takes F(4x4, 3x3) from
+#: this many output pixels, F(2x2, 3x3) below: F(4x4)'s products have a 16th as many rows
+#: as the map has pixels, too few on smaller maps to run at speed (a 32x32 residual layer:
+#: 14-18 ms against 9-11). The kernel gradient, whose products sum over the tiles, takes
+#: F(4x4, 3x3) on every map Winograd is used on.
+MIN_WINOGRAD4_PIXELS = 64 * 64
+#: Tiles are transformed and multiplied by bands of tile rows of about this many floats
+#: (transformed tiles times the wider channel side), 4x as many for F(4x4, 3x3), whose
+#: products then keep enough rows (the residual layer at 128 px batch 4: fwd 22-24 ms in
+#: bands of 4M floats, 32-36 in bands of 1M).
 WINOGRAD_TILE_FLOATS = 1 << 20
 
 
@@ -266,95 +315,126 @@ def _use_winograd(x: jax.Array, w: jax.Array, stride: int) -> bool:
     )
 
 
-def _winograd_bt(d0, d1, d2, d3):
-    """B^T d along one axis, for the four rows (or columns) d0..d3 of the tiles."""
-    return [d0 - d2, d1 + d2, d2 - d1, d1 - d3]
+def _winograd_form(x: jax.Array, kernel_grad: bool = False) -> _WinogradForm:
+    n, h, wd, _ = x.shape
+    return _F4 if kernel_grad or n * (h - 2) * (wd - 2) >= MIN_WINOGRAD4_PIXELS else _F2
 
 
-def _winograd_tiles(x: jax.Array, th: int, tw: int) -> jax.Array:
-    """x (N, 2*th + 2, 2*tw + 2, C) -> B^T d B for every 4x4 tile at stride 2: (16, N*th*tw, C).
+def _combine(coeffs: np.ndarray, terms: list) -> jax.Array:
+    """sum_k coeffs[k] * terms[k], skipping zeros and multiplying only by coefficients other
+    than +-1: the transforms are short sums of strided slices, which XLA fuses."""
+    out = None
+    for c, t in zip(coeffs.tolist(), terms, strict=True):
+        if c == 0:
+            continue
+        if out is None:
+            out = t if c == 1 else -t if c == -1 else c * t
+        else:
+            out = out + t if c == 1 else out - t if c == -1 else out + c * t
+    return out
 
-    Even and odd rows (then columns) as strided slices: XLA fuses this into one pass.
+
+def _winograd_tiles(x: jax.Array, f: _WinogradForm, th: int, tw: int) -> jax.Array:
+    """x (N, m*th + 2, m*tw + 2, C) -> B^T d B of every tile d: ((m+2)^2, N*th*tw, C).
+
+    Tile row k of every tile is the strided slice of rows k, k + m, ...: B^T is a short
+    sum of such slices along the rows, then, on all m + 2 transformed rows at once, along
+    the columns (per transformed row, the same took XLA 5x longer to compile).
     """
-    even, odd = x[:, 0::2], x[:, 1::2]
-    rows = _winograd_bt(even[:, :th], odd[:, :th], even[:, 1 : th + 1], odd[:, 1 : th + 1])
-    tiles = []
-    for r in rows:  # (N, th, W, C)
-        even, odd = r[:, :, 0::2], r[:, :, 1::2]
-        cols = (even[:, :, :tw], odd[:, :, :tw], even[:, :, 1 : tw + 1], odd[:, :, 1 : tw + 1])
-        tiles.append(jnp.stack(_winograd_bt(*cols)))
-    return jnp.stack(tiles).reshape(16, -1, x.shape[-1])
+    m, t = f.m, f.m + 2
+    rows = [x[:, k : k + m * (th - 1) + 1 : m] for k in range(t)]
+    rows = jnp.stack([_combine(f.bt[a], rows) for a in range(t)])  # (t, N, th, W, C)
+    cols = [rows[:, :, :, k : k + m * (tw - 1) + 1 : m] for k in range(t)]
+    tiles = jnp.stack([_combine(f.bt[b], cols) for b in range(t)], axis=1)
+    return tiles.reshape(t * t, -1, x.shape[-1])
 
 
-def _winograd_outputs(m: jax.Array) -> jax.Array:
-    """A^T m A: (4, 4, N, th, tw, O) products -> (N, 2*th, 2*tw, O) outputs."""
-    y = jnp.stack([m[0] + m[1] + m[2], m[1] - m[2] - m[3]])  # (2, 4, N, th, tw, O)
-    y = jnp.stack([y[:, 0] + y[:, 1] + y[:, 2], y[:, 1] - y[:, 2] - y[:, 3]], axis=1)
+def _winograd_outputs(p: jax.Array, f: _WinogradForm) -> jax.Array:
+    """A^T p A: (m+2, m+2, N, th, tw, O) products -> (N, m*th, m*tw, O) outputs."""
+    m, t = f.m, f.m + 2
+    y = jnp.stack([_combine(f.at[r], [p[k] for k in range(t)]) for r in range(m)])
+    y = jnp.stack([_combine(f.at[r], [y[:, k] for k in range(t)]) for r in range(m)], axis=1)
     _, _, n, th, tw, o = y.shape
-    return y.transpose(2, 3, 0, 4, 1, 5).reshape(n, 2 * th, 2 * tw, o)
+    return y.transpose(2, 3, 0, 4, 1, 5).reshape(n, m * th, m * tw, o)
 
 
-def _winograd_layout(x: jax.Array, o: int) -> tuple[jax.Array, int, int, int]:
+def _winograd_grad_tiles(g: jax.Array, f: _WinogradForm) -> jax.Array:
+    """A g A^T for every m x m block of g (N, m*th, m*tw, O): ((m+2)^2, N*th*tw, O), the
+    gradient of the products `_winograd_outputs` takes, tiles ordered as the input's."""
+    m, t = f.m, f.m + 2
+    rows = [g[:, r::m] for r in range(m)]
+    rows = jnp.stack([_combine(f.at[:, a], rows) for a in range(t)])  # (t, N, th, W, O)
+    cols = [rows[:, :, :, q::m] for q in range(m)]
+    tiles = jnp.stack([_combine(f.at[:, b], cols) for b in range(t)], axis=1)
+    return tiles.reshape(t * t, -1, g.shape[-1])
+
+
+def _winograd_kernel(w: jax.Array, f: _WinogradForm) -> jax.Array:
+    """G w G^T: (3, 3, C, O) -> ((m+2)^2, C, O), as two small matrix products (an einsum of
+    the three operands took XLA 5-17 ms on a 256-channel kernel, this 1-3)."""
+    g = jnp.asarray(f.g, w.dtype)
+    u = jnp.tensordot(g, w, (1, 0))  # (t, 3, C, O)
+    u = jnp.tensordot(g, u, (1, 1))  # (t_b, t_a, C, O)
+    return u.transpose(1, 0, 2, 3).reshape(-1, *w.shape[2:])
+
+
+def _winograd_layout(x: jax.Array, o: int, f: _WinogradForm):
     """x padded to whole bands of tile rows; (x, tile rows per band, bands, tile columns)."""
     n, h, wd, c = x.shape
-    th, tw = -(-(h - 2) // 2), -(-(wd - 2) // 2)  # Odd sizes: one more tile, cropped.
-    bands = min(max(-(-th * 16 * n * tw * max(c, o) // WINOGRAD_TILE_FLOATS), 1), th)
+    m, t = f.m, f.m + 2
+    th, tw = -(-(h - 2) // m), -(-(wd - 2) // m)  # Uneven sizes: one more tile, cropped.
+    budget = WINOGRAD_TILE_FLOATS * (4 if m == 4 else 1)
+    bands = min(max(-(-th * t * t * n * tw * max(c, o) // budget), 1), th)
     rows = -(-th // bands)
     bands = -(-th // rows)
-    x = jnp.pad(x, ((0, 0), (0, max(2 * rows * bands + 2 - h, 0)), (0, 2 * tw + 2 - wd), (0, 0)))
+    x = jnp.pad(x, ((0, 0), (0, max(m * rows * bands + 2 - h, 0)), (0, m * tw + 2 - wd), (0, 0)))
     return x, rows, bands, tw
 
 
 def _winograd(x: jax.Array, w: jax.Array) -> jax.Array:
-    """3x3 stride-1 VALID convolution by Winograd F(2x2, 3x3), by bands of tile rows."""
+    """3x3 stride-1 VALID convolution by Winograd F(m x m, 3x3), by bands of tile rows."""
     c, o = w.shape[2:]
     n, h, wd, _ = x.shape
-    x, rows, bands, tw = _winograd_layout(x, o)
-    g = jnp.asarray(_WINOGRAD_G)
-    u = jnp.einsum("ai,ijco,bj->abco", g, w, g).reshape(16, c, o)  # G w G^T
+    f = _winograd_form(x)
+    m, t = f.m, f.m + 2
+    x, rows, bands, tw = _winograd_layout(x, o, f)
+    u = _winograd_kernel(w, f)
 
     def band(i):
-        slab = jax.lax.dynamic_slice_in_dim(x, 2 * rows * i, 2 * rows + 2, axis=1)
-        m = jax.lax.dot_general(_winograd_tiles(slab, rows, tw), u, (((2,), (1,)), ((0,), (0,))))
-        return _winograd_outputs(m.reshape(4, 4, n, rows, tw, o))
+        slab = jax.lax.dynamic_slice_in_dim(x, m * rows * i, m * rows + 2, axis=1)
+        p = jax.lax.dot_general(_winograd_tiles(slab, f, rows, tw), u, (((2,), (1,)), ((0,), (0,))))
+        return _winograd_outputs(p.reshape(t, t, n, rows, tw, o), f)
 
-    y = _map_bands(band, bands)  # (bands, N, 2*rows, 2*tw, O)
-    y = y.transpose(1, 0, 2, 3, 4).reshape(n, 2 * rows * bands, 2 * tw, o)
+    y = _map_bands(band, bands)  # (bands, N, m*rows, m*tw, O)
+    y = y.transpose(1, 0, 2, 3, 4).reshape(n, m * rows * bands, m * tw, o)
     return y[:, : h - 2, : wd - 2]
-
-
-def _winograd_at(d0, d1):
-    """A d along one axis (the transpose of A^T): two output rows -> four product rows."""
-    return [d0, d0 + d1, d0 - d1, -d1]
 
 
 def _winograd_kernel_grad(x: jax.Array, g: jax.Array) -> jax.Array:
     """The kernel gradient of `_winograd`: sum over tiles of (B^T d B)^T (A g A^T), per each
-    of the 16 positions (one matrix product each), then G^T (.) G back to the 3x3 kernel."""
+    of the (m+2)^2 positions (one matrix product each), then G^T (.) G back to 3x3."""
     c, o = x.shape[-1], g.shape[-1]
-    x, rows, bands, tw = _winograd_layout(x, o)
+    f = _winograd_form(x, kernel_grad=True)
+    m, t = f.m, f.m + 2
+    x, rows, bands, tw = _winograd_layout(x, o, f)
     out_h, out_w = g.shape[1:3]
-    g = jnp.pad(g, ((0, 0), (0, 2 * rows * bands - out_h), (0, 2 * tw - out_w), (0, 0)))
+    g = jnp.pad(g, ((0, 0), (0, m * rows * bands - out_h), (0, m * tw - out_w), (0, 0)))
 
     def band(acc, i):
-        slab = jax.lax.dynamic_slice_in_dim(x, 2 * rows * i, 2 * rows + 2, axis=1)
-        g_band = jax.lax.dynamic_slice_in_dim(g, 2 * rows * i, 2 * rows, axis=1)
-        grads = [
-            jnp.stack(_winograd_at(r[:, :, 0::2], r[:, :, 1::2]))
-            for r in _winograd_at(g_band[:, 0::2], g_band[:, 1::2])
-        ]
-        dm = jnp.stack(grads).reshape(16, -1, o)  # (16, tiles, O), tiles as in the forward
+        slab = jax.lax.dynamic_slice_in_dim(x, m * rows * i, m * rows + 2, axis=1)
+        g_band = jax.lax.dynamic_slice_in_dim(g, m * rows * i, m * rows, axis=1)
         du = jax.lax.dot_general(
-            _winograd_tiles(slab, rows, tw),
-            dm,
+            _winograd_tiles(slab, f, rows, tw),
+            _winograd_grad_tiles(g_band, f),
             (((1,), (1,)), ((0,), (0,))),
             preferred_element_type=jnp.float32,
         )
         return acc + du, None
 
-    du = _sum_bands(band, bands, jnp.zeros((16, c, o), jnp.float32))
-    gm = jnp.asarray(_WINOGRAD_G)
-    return jnp.einsum("ai,abco,bj->ijco", gm, du.reshape(4, 4, c, o), gm)
+    du = _sum_bands(band, bands, jnp.zeros((t * t, c, o), jnp.float32)).reshape(t, t, c, o)
+    gm = jnp.asarray(f.g, jnp.float32)
+    dw = jnp.tensordot(gm, du, (0, 0))  # (3, t_b, C, O): G^T along the rows
+    return jnp.tensordot(gm, dw, (0, 1)).transpose(1, 0, 2, 3)  # then along the columns
 
 
 #: Windows of an input with few channels are gathered channel-major, by bands of this many
