@@ -282,7 +282,9 @@ _F4 = _WinogradForm(
             [0, 0, 1],
         ]
     ),
-    at=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]),
+    at=np.array(
+        [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]]
+    ),
 )
 #: Winograd takes over 3x3 stride-1 fp32 convolutions of at least this many output pixels
 #: (batch included) and `MIN_WINOGRAD_CHANNELS` channels on both sides: there it is faster
