@@ -23,9 +23,10 @@ g with the flipped kernel: 1.5-3x faster than one big matrix at 64-256 px. Beyon
 per kind of layer (each measured per layer with `bench/conv_layers.py`):
 
 * 3x3 stride-1 convolutions on maps of 1024 pixels or more (the residual blocks from 64 px
-  batch 4 or 128 px batch 1 up; VGG19): Winograd F(2x2, 3x3), 16 products per 2x2 outputs
-  instead of 36, for the forward pass and both gradients (`_winograd`,
-  `_winograd_kernel_grad`);
+  batch 4 or 128 px batch 1 up; VGG19): Winograd, for the forward pass and both gradients
+  (`_winograd`, `_winograd_kernel_grad`): F(4x4, 3x3), 36 products per 4x4 outputs instead
+  of 144, on maps of 4096 pixels or more and for every kernel gradient; F(2x2, 3x3), 16 per
+  2x2 instead of 36, for the forward pass on smaller maps;
 * RGB-side layers (4 or fewer channels in or out): windows gathered channel-major, each
   (tap, channel) one shifted copy of whole rows (`_few_forward`, `_few_kernel_grad`), and
   from the few-channel side only: the 7x7 input layer's kernel gradient was 2-5x slower
