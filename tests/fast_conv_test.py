@@ -105,13 +105,19 @@ def test_winograd_transforms_compute_the_correlation(form):
         np.testing.assert_allclose(form.at @ ((form.g @ k) * (form.bt @ d)), expected, atol=1e-12)
 
 
-@pytest.mark.parametrize("bands", ["one band", "several"])
-@pytest.mark.parametrize("form", [2, 4], ids=["F2 forward", "F4 forward"])
-@pytest.mark.parametrize("shape", [(1, 9, 11, 32, 40), (2, 8, 7, 33, 32)])
+@pytest.mark.parametrize(
+    "shape, form, bands",
+    [
+        ((1, 9, 11, 32, 40), 2, "several"),
+        ((2, 8, 7, 33, 32), 2, "one band"),
+        ((1, 9, 11, 32, 40), 4, "one band"),
+        ((2, 8, 7, 33, 32), 4, "several"),
+    ],
+)
 def test_winograd_matches_xla_forward_and_both_gradients(shape, form, bands, monkeypatch):
-    """F(2x2, 3x3) and F(4x4, 3x3) on sizes that tile evenly and not, in one band or
-    several: the same function. The input gradient is a Winograd correlation too; the
-    kernel gradient is always F(4x4, 3x3)."""
+    """F(2x2, 3x3) and F(4x4, 3x3), each on two sizes (tiling evenly or not, one image or
+    two) and in one band or several: the same function. The input gradient is a Winograd
+    correlation too; the kernel gradient is always F(4x4, 3x3)."""
     n, h, w, c, o = shape
     monkeypatch.setattr(fast_conv, "MIN_WINOGRAD_PIXELS", 1)
     monkeypatch.setattr(fast_conv, "MIN_WINOGRAD4_PIXELS", 1 if form == 4 else 10**9)
@@ -281,7 +287,11 @@ def test_networks_compute_the_same_function_on_both_paths():
     x = jax.random.uniform(rngs.key(1), (2, 16, 16, 3), minval=-1, maxval=1)
     g = generators.ResnetGenerator(ngf=8, n_blocks=1)
     d = discriminators.PatchGAN(ndf=8, n_layers=2)
-    params = {"g": g.init(rngs.key(0), x)["params"], "d": d.init(rngs.key(2), x)["params"]}
+    # Jitted: eagerly, each op of the init compiles on its own (10 s).
+    params = {
+        "g": jax.jit(g.init)(rngs.key(0), x)["params"],
+        "d": jax.jit(d.init)(rngs.key(2), x)["params"],
+    }
 
     def loss(params, x):
         y = g.apply({"params": params["g"]}, x)
