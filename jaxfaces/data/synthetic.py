@@ -21,7 +21,15 @@ Layout written by `write_dataset` (PNG files ``000000.png``, ``000001.png``, ...
     root/truthAtoB/   the paintings of the testA scenes (same file names)
     root/testB/       paintings of num_test other scenes
     root/truthBtoA/   the photos of the testB scenes (same file names)
-    root/manifest.json  parameters and the identity-baseline L1 both ways (written last)
+    root/manifest.json  parameters, the files written, the identity-baseline L1 both ways
+
+The writer only ever writes into a missing or empty folder, or one whose ``manifest.json``
+it wrote (``"generator": "jaxfaces.data.synthetic"``). That manifest lists every file the
+writer made and is written *first* (``"complete": false``, listing the old files and the
+new), then the images, then the manifest again (``"complete": true``): a write that was
+interrupted leaves a folder still recognised as the writer's own, and the next call
+rewrites it. Rewriting (other size, counts or seed) removes only listed files, and is
+refused, deleting nothing, when anything else lies in the folder.
 
 With ``paired=True`` (``--paired``), trainB/ holds instead the paintings of the trainA
 scenes, under the same file names: training pairs for supervised methods
@@ -40,15 +48,28 @@ import json
 import numbers
 import os
 import pathlib
+import re
 from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
-GENERATOR = "jaxfaces.synthetic"
-VERSION = 1
+GENERATOR = "jaxfaces.data.synthetic"  # Marks the manifests this module writes.
+VERSION = 1  # Of the images: the same parameters give the same bytes.
 MIN_SIZE = 16
 SPLITS = ("trainA", "trainB", "testA", "truthAtoB", "testB", "truthBtoA")
+MANIFEST = "manifest.json"
+
+# Manifests written before the file list: written last (so complete), with the files
+# implied by the counts.
+_LEGACY_GENERATOR = "jaxfaces.synthetic"
+_MANIFEST_TMP = "manifest.json.jaxfaces-tmp"  # Written, then renamed onto the manifest.
+_LISTED = re.compile(rf"(?:{'|'.join(SPLITS)})/[0-9]{{6,}}\.png")  # What a manifest may list.
+_FIX = (
+    "to train on your own images there, set --config.data.synthetic.enabled=False; for the"
+    " built-in faces, choose a new or empty folder (--config.data.root=DIR, or --out DIR"
+    " for python -m jaxfaces.data.synthetic)"
+)
 
 _SUPERSAMPLE = 2  # Render at this multiple of the size, then box-filter down.
 _CHUNK = 32  # Scenes rendered at once (bounds memory at large sizes).
@@ -415,12 +436,114 @@ def _l1(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.abs(x.astype(np.float32) - y.astype(np.float32)).mean() * 2.0 / 255.0)
 
 
-def _write_pngs(folder: pathlib.Path, images: np.ndarray) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("*.png"):
-        old.unlink()
+def _file_names(num_train: int, num_test: int) -> list[str]:
+    """The files of a data set, relative to its root, in the order they are written."""
+    counts = dict.fromkeys(SPLITS, num_test) | {"trainA": num_train, "trainB": num_train}
+    return [f"{split}/{i:06d}.png" for split in SPLITS for i in range(counts[split])]
+
+
+def _write_pngs(root: pathlib.Path, split: str, images: np.ndarray) -> None:
+    (root / split).mkdir(exist_ok=True)
     for i, image in enumerate(images):
-        Image.fromarray(image).save(folder / f"{i:06d}.png", compress_level=1)
+        Image.fromarray(image).save(root / split / f"{i:06d}.png", compress_level=1)
+
+
+def _write_manifest(root: pathlib.Path, manifest: dict) -> None:
+    """Replaces root/manifest.json in one step (never a half-written manifest)."""
+    tmp = root / _MANIFEST_TMP
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(tmp, root / MANIFEST)
+
+
+def _listed_files(manifest: object) -> set[str] | None:
+    """The files a manifest of this module says it wrote; None unless it is one of ours."""
+    if not isinstance(manifest, dict):
+        return None
+    if manifest.get("generator") == GENERATOR:
+        files = manifest.get("files")
+        if not isinstance(files, list) or not isinstance(manifest.get("complete"), bool):
+            return None
+        if not all(isinstance(f, str) and _LISTED.fullmatch(f) for f in files):
+            return None
+        return set(files)
+    if manifest.get("generator") == _LEGACY_GENERATOR and manifest.get("version") == 1:
+        counts = [manifest.get("num_train"), manifest.get("num_test")]
+        if all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in counts):
+            return set(_file_names(*counts))
+    return None
+
+
+def _read_own_manifest(root: pathlib.Path) -> dict | None:
+    """Root's manifest with "files" as a set and "complete" set; None when there is none.
+
+    Raises:
+        ValueError: root holds a manifest.json this module did not write.
+    """
+    path = root / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        return None
+    try:
+        found = None if path.is_symlink() else json.loads(path.read_text())
+    except (OSError, ValueError):
+        found = None
+    files = _listed_files(found)
+    if files is None:
+        raise ValueError(
+            f"{path} was not written by {GENERATOR}: refusing to write the built-in faces into"
+            f" {root}, whose files are not its own; {_FIX}"
+        )
+    return {**found, "files": files, "complete": found.get("complete", True)}
+
+
+def _foreign_entries(root: pathlib.Path, own: set[str]) -> list[str]:
+    """Paths under root (relative, sorted) other than the split folders and the `own` files.
+
+    Symbolic links count as foreign and are not followed.
+    """
+    own = own | {MANIFEST, _MANIFEST_TMP}
+    foreign = []
+    for folder, dirs, files in os.walk(root):
+        rel = pathlib.Path(folder).relative_to(root)
+        for name in list(dirs):
+            is_split = rel == pathlib.Path(".") and name in SPLITS
+            if not is_split or os.path.islink(os.path.join(folder, name)):
+                foreign.append((rel / name).as_posix())
+                dirs.remove(name)
+        for name in files:  # A link named like our file: writing it would write its target.
+            if (rel / name).as_posix() not in own or os.path.islink(os.path.join(folder, name)):
+                foreign.append((rel / name).as_posix())
+    return sorted(foreign)
+
+
+def _check_writable(root: pathlib.Path) -> set[str]:
+    """The files under root this module may remove; raises unless root is new, empty or ours.
+
+    Raises:
+        ValueError: root is a file, holds a manifest.json this module did not write, or
+            holds anything this module did not write (naming one entry, and how many).
+    """
+    if not root.exists() and not root.is_symlink():
+        return set()
+    if not root.is_dir():
+        raise ValueError(f"data root {root} is not a folder (--config.data.root or --out)")
+    manifest = _read_own_manifest(root)
+    own = manifest["files"] if manifest else set()
+    foreign = _foreign_entries(root, own)
+    if foreign:
+        n = len(foreign)
+        what = f"{n} {'entry (' if n == 1 else 'entries (e.g. '}{root / foreign[0]})"
+        if manifest is None:
+            why = (
+                f"{root} is not empty and has no {MANIFEST} of the built-in data: it holds"
+                f" {what}; refusing to write the built-in faces there"
+            )
+        else:
+            why = (
+                f"{root} holds the built-in faces and also {what} not written by"
+                f" {GENERATOR}: refusing to rewrite the faces next to them (move them out first)"
+            )
+        raise ValueError(f"{why}; {_FIX}")
+    return own
 
 
 def _params(
@@ -454,8 +577,9 @@ def write_dataset(
 ) -> pathlib.Path:
     """Writes the synthetic data set (layout in the module docstring) under `root`.
 
-    PNG files already in the split folders are replaced; `manifest.json` is removed first and
-    written last, so an interrupted write is never taken for a complete one.
+    `root` must be missing, empty, or hold only what this module wrote there before (as its
+    manifest.json lists); those files are replaced. The manifest is written first, marked
+    incomplete, and again at the end (see the module docstring).
 
     Args:
         root: Folder to write to (created if missing).
@@ -468,30 +592,39 @@ def write_dataset(
 
     Returns:
         `root` as a path.
+
+    Raises:
+        ValueError: an argument is out of range, `root` is not a folder, or it holds anything
+            this module did not write (a file, a folder, someone else's manifest.json); then
+            nothing is written or removed.
     """
     manifest = _params(size, num_train, num_test, seed, paired)
     root = pathlib.Path(root)
+    old = _check_writable(root)
+    files = _file_names(num_train, num_test)
     root.mkdir(parents=True, exist_ok=True)
-    (root / "manifest.json").unlink(missing_ok=True)
+    # First the manifest lists every file this write may leave (the old and the new), so
+    # that an interrupted write leaves a folder the next call knows as its own.
+    _write_manifest(root, {**manifest, "complete": False, "files": sorted(old | set(files))})
+    for name in sorted(old - set(files)):
+        (root / name).unlink(missing_ok=True)
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)]
     train_a, train_b = _render(sample_scenes(rngs[0], num_train), size, photo=True, painting=paired)
-    _write_pngs(root / "trainA", train_a)
+    _write_pngs(root, "trainA", train_a)
     if not paired:
         _, train_b = _render(sample_scenes(rngs[1], num_train), size, photo=False, painting=True)
-    _write_pngs(root / "trainB", train_b)
+    _write_pngs(root, "trainB", train_b)
     test_a, truth_ab = _render(sample_scenes(rngs[2], num_test), size, photo=True, painting=True)
-    _write_pngs(root / "testA", test_a)
-    _write_pngs(root / "truthAtoB", truth_ab)
+    _write_pngs(root, "testA", test_a)
+    _write_pngs(root, "truthAtoB", truth_ab)
     truth_ba, test_b = _render(sample_scenes(rngs[3], num_test), size, photo=True, painting=True)
-    _write_pngs(root / "testB", test_b)
-    _write_pngs(root / "truthBtoA", truth_ba)
+    _write_pngs(root, "testB", test_b)
+    _write_pngs(root, "truthBtoA", truth_ba)
     manifest["identity_l1"] = {
         "AtoB": round(_l1(test_a, truth_ab), 6),
         "BtoA": round(_l1(test_b, truth_ba), 6),
     }
-    tmp = root / "manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
-    os.replace(tmp, root / "manifest.json")
+    _write_manifest(root, {**manifest, "complete": True, "files": files})
     return root
 
 
@@ -506,6 +639,8 @@ def ensure_dataset(
 ) -> pathlib.Path:
     """Writes the data set under `root` unless a complete one with these parameters is there.
 
+    A data set is complete when its manifest says so and every file it lists is there.
+
     Args:
         root: Folder of the data set.
         size: Side of the square images in pixels (>= 16).
@@ -517,17 +652,19 @@ def ensure_dataset(
 
     Returns:
         `root` as a path.
+
+    Raises:
+        ValueError: as `write_dataset`, when the data set has to be (re)written.
     """
     wanted = _params(size, num_train, num_test, seed, paired)
     root = pathlib.Path(root)
-    try:
-        found = json.loads((root / "manifest.json").read_text())
-    except (OSError, ValueError):
-        found = None
+    found = _read_own_manifest(root) if root.is_dir() else None
     if (
-        isinstance(found, dict)
+        found is not None
+        and found["complete"]
         and all(found.get(k) == v for k, v in wanted.items())
         and bool(found.get("paired", False)) == paired
+        and all((root / name).is_file() for name in found["files"])
     ):
         return root
     return write_dataset(
