@@ -11,10 +11,13 @@ Run:
       --config.data.tfds=cycle_gan/horse2zebra
 
 The reference trains 100 + 100 epochs at batch 1 (about 1,334 images an epoch on
-horse2zebra: num_steps=266800, decay_steps=133400) and reaches recognisable zebras.
+horse2zebra: num_steps=266800, the last half decaying) and reaches recognisable zebras.
+`--config.train.num_steps=N` keeps that shape: the learning rate decays over the last
+`train.decay_fraction` (0.5) of the N steps; `--config.train.decay_steps=K` sets K instead.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from configs.nst import vgg_config
 
@@ -98,7 +101,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.train = train = ml_collections.ConfigDict()
     train.num_steps = 266_800  # Total steps (reference: 200 epochs of horse2zebra at batch 1).
-    train.decay_steps = 133_400  # Last steps over which the learning rate decays linearly to 0.
+    train.decay_fraction = 0.5  # The last half of the steps decay the lr linearly to 0.
+    train.decay_steps = config_dict.placeholder(int)  # Set: that many last steps decay instead.
     train.ema_decay = 0.0  # > 0: translate with a moving average of G's parameters (0: reference).
     train.log_every = 100  # Console line and scalar summaries every this many steps.
     train.log_images_every = (

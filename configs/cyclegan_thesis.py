@@ -40,5 +40,5 @@ def get_config() -> ml_collections.ConfigDict:
     config.loss.tv_weight = 1e-4  # Total variation of the translations.
     config.loss.identity = "vgg"  # VGG content + style instead of the pixel identity loss.
     config.train.num_steps = 88_600  # 200 epochs of 443 steps.
-    config.train.decay_steps = 44_300  # The last 100 epochs decay linearly to 0.
+    config.train.decay_fraction = 0.5  # The last 100 epochs decay linearly to 0.
     return config

@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.discriminator.n_layers = 2  # 34x34 patches: the whole 32 px image.
     config.optim.lr = 5e-4  # Faster than the reference's 2e-4 for a short run.
     config.train.num_steps = 800  # About 4 minutes on 2 CPU cores.
-    config.train.decay_steps = 400  # Linear decay over the second half.
+    config.train.decay_fraction = 0.5  # Linear decay over the second half (400 steps).
     config.train.log_every = 100  # A console line every 100 steps.
     config.train.log_images_every = 400  # Image grids in TensorBoard.
     config.train.eval_every = 400  # Test metrics and a report page (runs/demo/eval/) twice.

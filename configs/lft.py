@@ -13,15 +13,17 @@ weights (README, "VGG19 weights") and pairs of same-named files:
       --output=out/ --truth=faces/test_portrait
 
 The thesis trains 500 epochs at lr 2, then decays to 0 over 100 more: with N pairs and batch
-B, num_steps = 600 N / B and decay_steps = 100 N / B (the defaults below assume N = 260,
-B = 4). The VGG19 features of all pairs are computed once (in memory, or on disk under
-WORKDIR/feature_cache past lft.cache_mb: about 70 MB per pair at 256 px), so a step costs
-only the translators. Its training loss weights content 1e5 : style 1 (each branch is trained
-by one term alone, content or style, so the ratio only scales the logged total); synthesis
-uses content 1 : style 1e3 (the thesis also compared 1 : 1e5).
+B, num_steps = 600 N / B with the last sixth decaying (train.decay_fraction = 1/6; the defaults
+below assume N = 260, B = 4: 39000 steps, the last 6500 decaying). The VGG19 features of all
+pairs are computed once (in memory, or on disk under WORKDIR/feature_cache past
+lft.cache_mb: about 70 MB per pair at 256 px), so a step costs only the translators. Its
+training loss weights content 1e5 : style 1 (each branch is trained by one term alone,
+content or style, so the ratio only scales the logged total); synthesis uses content 1 :
+style 1e3 (the thesis also compared 1 : 1e5).
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 from configs import cyclegan
 from configs.nst import vgg_config
@@ -75,7 +77,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.train = train = ml_collections.ConfigDict()
     train.num_steps = 39000  # 600 epochs of 260 pairs at batch 4.
-    train.decay_steps = 6500  # Linear decay to 0 over the last 100 epochs.
+    train.decay_fraction = 1 / 6  # Linear decay to 0 over the last 100 of 600 epochs (6500).
+    train.decay_steps = config_dict.placeholder(int)  # Set: that many last steps decay instead.
     train.log_every = 100  # A console line every this many steps.
     train.log_images_every = 5000  # Source | synthesis | truth grids (each a synthesis).
     train.eval_every = 0  # Test metrics + report (WORKDIR/eval) every this many steps; 0: off.

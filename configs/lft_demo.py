@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.translator.output_norm = "none"  # Free output scale (see the docstring).
     config.optim.lr = 1e-3  # Adam for an unnormalised last layer.
     config.train.num_steps = 300  # 6 epochs of 400 pairs.
-    config.train.decay_steps = 100  # Then linear decay.
+    config.train.decay_fraction = 1 / 3  # Then linear decay over the last 100 steps.
     config.train.log_every = 25  # A console line every 25 steps.
     config.train.log_images_every = 150  # Synthesis grids in TensorBoard.
     config.train.ckpt_every = 100  # Checkpoints.

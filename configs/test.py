@@ -27,7 +27,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.discriminator.n_layers = 2  # Shallow PatchGAN for 32 px.
     config.loss.pool_size = 3  # A pool that fills within a few steps.
     config.train.num_steps = 6  # A few steps.
-    config.train.decay_steps = 3  # Decay over the second half.
+    config.train.decay_fraction = 0.5  # Decay over the second half (3 steps).
     config.train.log_every = 2  # Log often.
     config.train.log_images_every = 3  # Images often.
     config.train.eval_every = 3  # Evaluate the test split twice (steps 3 and 6).
