@@ -48,8 +48,6 @@ def main(argv: list[str]) -> int:
             inception_weights=FLAGS.inception,
         )
     except (FileNotFoundError, ValueError) as e:
-        if cli.input_error(e) is None:  # Not one of our checks: a bug, keep its traceback.
-            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(evaluation.summary(page), flush=True)

@@ -6,15 +6,17 @@
       [--config=configs/nst.py --config.nst.steps=200] [--steps --optimizer --init --size]
 
 --input / --content is a file, a folder or a glob; each image is written under its own name in
---output (style transfer also writes losses.csv).
+--output (style transfer also writes losses.csv). Nothing is written when a file to write is an
+input, or exists and was not written by jaxfaces (unless --overwrite): see jaxfaces/outputs.py.
 """
 
+import pathlib
 import sys
 
 from absl import app, flags
 from ml_collections import config_flags
 
-from jaxfaces import cli
+from jaxfaces import cli, outputs
 
 flags.DEFINE_enum("method", "ckpt", ["ckpt", "nst"], "ckpt: a trained model; nst: style transfer.")
 flags.DEFINE_string("ckpt", None, "Workdir (or its checkpoints/ folder) of a trained model.")
@@ -22,6 +24,12 @@ flags.DEFINE_integer("step", None, "Checkpoint step to use (default: the newest)
 flags.DEFINE_enum("direction", "AtoB", ["AtoB", "BtoA"], "AtoB: domain A -> B; BtoA: B -> A.")
 flags.DEFINE_string("input", None, "Image file, folder of images, or glob pattern.")
 flags.DEFINE_string("output", None, "Output folder (created if missing).")
+flags.DEFINE_bool(
+    "overwrite",
+    False,
+    "Replace files in --output that jaxfaces did not write (its own earlier outputs are "
+    "replaced anyway); inputs (--input, --truth, --content, --style) are never replaced.",
+)
 flags.DEFINE_integer("size", None, "Translate at size x size (a multiple of 4).")
 flags.DEFINE_bool("sheet", False, "Also write input | output grids (sheet_NNN.png).")
 flags.DEFINE_string(
@@ -40,7 +48,7 @@ FLAGS = flags.FLAGS
 
 def style_transfer() -> int:
     from configs import nst as nst_config
-    from jaxfaces import config_check, inference
+    from jaxfaces import inference
     from jaxfaces.methods import nst
 
     if not FLAGS.content or not FLAGS.style:
@@ -52,10 +60,15 @@ def style_transfer() -> int:
         config.nst.update({k: v for k, v in overrides.items() if v is not None})
         if FLAGS.vgg_weights is not None:
             config.vgg.weights = FLAGS.vgg_weights
-    config_check.check(config)  # Every bad value, before anything compiles.
     files = inference.expand_inputs(FLAGS.content)
+    targets = [*outputs.named_after(files, FLAGS.output), pathlib.Path(FLAGS.output, "losses.csv")]
+    inputs = [*files, FLAGS.style]
+    mean_dir = config.nst.get("mean_dir") if config.nst.init == "mean" else None
+    if mean_dir and pathlib.Path(mean_dir).expanduser().is_dir():
+        inputs += inference.expand_inputs(mean_dir)
     print(f"style transfer of {len(files)} image(s) after {FLAGS.style}", flush=True)
-    written = nst.run_files(config, files, FLAGS.style, FLAGS.output)
+    with outputs.guard(FLAGS.output, targets, inputs, FLAGS.overwrite):
+        written = nst.run_files(config, files, FLAGS.style, FLAGS.output)
     print(f"wrote {len(written)} file(s) to {FLAGS.output}", flush=True)
     return 0
 
@@ -76,11 +89,15 @@ def main(argv: list[str]) -> int:
         translator = translators(FLAGS.direction)
         print(f"{len(files)} image(s), {FLAGS.direction}, checkpoint step {step}", flush=True)
         written, skipped = inference.translate_files(
-            translator, files, FLAGS.output, FLAGS.size, FLAGS.sheet, truth=FLAGS.truth
+            translator,
+            files,
+            FLAGS.output,
+            FLAGS.size,
+            FLAGS.sheet,
+            truth=FLAGS.truth,
+            overwrite=FLAGS.overwrite,
         )
     except (FileNotFoundError, ValueError) as e:
-        if cli.input_error(e) is None:  # Not one of our checks: a bug, keep its traceback.
-            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {len(written)} file(s) to {FLAGS.output}; skipped {len(skipped)}", flush=True)

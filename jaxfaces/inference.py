@@ -12,7 +12,7 @@ import ml_collections
 import numpy as np
 
 from jaxfaces import data as data_lib
-from jaxfaces import metrics
+from jaxfaces import metrics, outputs
 from jaxfaces.data import preprocess
 from jaxfaces.methods import get_method
 from jaxfaces.training import checkpoint
@@ -101,6 +101,7 @@ def translate_files(
     sheet_rows: int = 16,
     batch_size: int = 16,
     truth: str | pathlib.Path | None = None,
+    overwrite: bool = False,
 ) -> tuple[list[pathlib.Path], list[tuple[pathlib.Path, str]]]:
     """Translates each file to OUTPUT/<same name>; returns (written, [(skipped, why)]).
 
@@ -111,9 +112,38 @@ def translate_files(
     are skipped (and reported), never fatal for the others. With `truth`, a folder holding
     each input's true translation under the same name (or stem), every translation is
     scored against it (`truth_metrics`) into OUTPUT/metrics.csv.
+
+    Every file to write (translations, metrics.csv, sheets) is checked before any is
+    written (`outputs.guard`): an input or truth file is never replaced, nor a file in
+    OUTPUT that jaxfaces did not write unless `overwrite`; what is written is recorded in
+    OUTPUT's manifest, so that a rerun may replace it.
+
+    Raises:
+      outputs.OutputError (a ValueError): a refused target, or two inputs of one name.
     """
     output = pathlib.Path(output)
     truth_files = match_truth(files, truth) if truth is not None else {}
+    targets = outputs.named_after(files, output)
+    if truth is not None:
+        targets.append(output / "metrics.csv")
+    if sheet:
+        targets += [output / SHEET.format(i) for i in range(-(-len(files) // sheet_rows))]
+    with outputs.guard(output, targets, [*files, *truth_files.values()], overwrite):
+        return _translate_files(
+            translator, files, output, size, sheet, sheet_rows, batch_size, truth_files
+        )
+
+
+def _translate_files(
+    translator: Translator,
+    files: list[pathlib.Path],
+    output: pathlib.Path,
+    size: int | None,
+    sheet: bool,
+    sheet_rows: int,
+    batch_size: int,
+    truth_files: dict[pathlib.Path, pathlib.Path],
+) -> tuple[list[pathlib.Path], list[tuple[pathlib.Path, str]]]:
     written, skipped, results = [], [], {}
     pending: dict[tuple[int, int], list] = {}
     full: set[tuple[int, int]] = set()  # Working sizes already translated as a full batch.
@@ -153,7 +183,7 @@ def translate_files(
         flush(hw)
     ordered = [results[i] for i in sorted(results)]
     written += [target for *_, target in ordered]
-    if truth is not None and ordered:
+    if truth_files and ordered:
         rows = [
             (path.name, truth_metrics(y, data_lib.read_image(truth_files[path])))
             for path, _, y, _ in ordered
@@ -225,7 +255,11 @@ def mean_metrics(rows: list[tuple[str, dict[str, float]]]) -> dict[str, float]:
 
 
 def write_metrics(rows: list[tuple[str, dict[str, float]]], path: pathlib.Path) -> pathlib.Path:
-    """Writes `image,l1,psnr,ssim` per image, then a `mean` row, as CSV."""
+    """Writes `image,l1,psnr,ssim` per image, then a `mean` row, as CSV.
+
+    Writes without checking: callers check `path` first (`outputs.guard`), as
+    `translate_files` does.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -244,13 +278,20 @@ def format_metrics(rows: list[tuple[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+SHEET = "sheet_{:03d}.png"  # The name of the i-th sheet of `write_sheets`.
+
+
 def write_sheets(
     pairs: list[tuple[np.ndarray, np.ndarray]],
     output: pathlib.Path,
     rows: int = 16,
     height: int = 128,
 ) -> list[pathlib.Path]:
-    """Writes OUTPUT/sheet_NNN.png grids with rows of input | output, `rows` per sheet."""
+    """Writes OUTPUT/sheet_NNN.png grids with rows of input | output, `rows` per sheet.
+
+    Writes without checking: callers check the sheets first (`outputs.guard`), as
+    `translate_files` does.
+    """
     paths = []
     for start in range(0, len(pairs), rows):
         lines = []
@@ -259,7 +300,7 @@ def write_sheets(
             lines.append(np.concatenate([resize(image, height, w), resize(out, height, w)], 1))
         width = max(line.shape[1] for line in lines)
         lines = [np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0))) for line in lines]
-        path = output / f"sheet_{start // rows:03d}.png"
+        path = output / SHEET.format(start // rows)
         data_lib.save_image(path, np.concatenate(lines, 0))
         paths.append(path)
     return paths

@@ -195,7 +195,7 @@ def test_thesis_config_reproduces_the_thesis_settings():
     assert c.loss.tv_weight == 1e-4 and c.loss.gan_mode == "lsgan" and c.loss.pool_size == 50
     assert c.loss.identity == "vgg" and c.model.discriminator.n_layers == 3
     assert (c.optim.lr, c.optim.b1) == (2e-4, 0.5)
-    assert c.train.decay_fraction == 0.5 and c.train.decay_steps is None  # 100 + 100 epochs.
+    assert c.train.decay_steps * 2 == c.train.num_steps
 
 
 @pytest.mark.slow

@@ -2,10 +2,14 @@
 
   python -m jaxfaces.convert cyclegan --pth latest_net_G_A.pth [--pth_b latest_net_G_B.pth] \
       --out DIR
-  python -m jaxfaces.convert vgg19 --pth vgg19-dcbb9e9d.pth [--out FILE]
-  python -m jaxfaces.convert inception --pth pt_inception-2015-12-05-6726825d.pth [--out FILE]
+  python -m jaxfaces.convert vgg19 --pth vgg19-dcbb9e9d.pth [--out FILE] [--overwrite]
+  python -m jaxfaces.convert inception --pth pt_inception-2015-12-05-6726825d.pth [--out FILE] \
+      [--overwrite]
 
 Each subcommand is a converter module with `add_arguments(parser)` and `main(args) -> str`.
+Nothing that exists is replaced: `cyclegan` needs a new or empty --out folder, and `vgg19` /
+`inception` replace an existing FILE only when jaxfaces wrote it (`jaxfaces.outputs`) or with
+--overwrite. A refusal is one `error: ...` line and exit status 2.
 """
 
 import argparse

@@ -8,7 +8,9 @@ The `.pth` (from `models.inception.FID_WEIGHTS_URL`) is a state_dict of torchvis
 each `<module>.conv.weight` (OIHW -> HWIO), `<module>.bn.weight`, `.bias`, `.running_mean`,
 `.running_var` maps to `<module>/conv/kernel`, `<module>/bn/scale`, `bias`, `mean`, `var`.
 The 1008-way classifier (`fc.*`) is checked and dropped: FID uses the pool features.
-The result is written as Flax msgpack (no pickle), with `FILE.sha256` beside it.
+The result is written as Flax msgpack (no pickle), with `FILE.sha256` beside it. An existing
+FILE that jaxfaces has no record of writing is not replaced without --overwrite
+(`jaxfaces.outputs`).
 """
 
 import argparse
@@ -23,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import serialization, traverse_util
 
+from jaxfaces import outputs
 from jaxfaces.convert import pytorch_cyclegan
 from jaxfaces.models import inception
 
@@ -130,12 +133,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"converted file (default {inception.DEFAULT_PATH}: found there when neither a "
         f"path nor ${inception.ENV_VAR} is given)",
     )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing --out file that jaxfaces has no record of writing",
+    )
 
 
 def main(args: argparse.Namespace) -> str:
     """Runs the `inception` subcommand; returns the report to print."""
-    variables = convert(pytorch_cyclegan.load_state_dict(args.pth))
-    path, digest = save(variables, args.out)
+    out = pathlib.Path(args.out).expanduser()
+    targets = [out, inception.sha256_path(out), out.with_name(out.name + ".tmp")]
+    with outputs.guard(out.parent, targets, [args.pth], args.overwrite, flag="--out"):
+        variables = convert(pytorch_cyclegan.load_state_dict(args.pth))
+        path, digest = save(variables, out)
     n = sum(np.size(v) for v in jax.tree.leaves(variables))
     lines = [f"wrote {path} ({n:,} values, SHA-256 {digest}) and {path.name}.sha256"]
     if path != inception.DEFAULT_PATH.expanduser():

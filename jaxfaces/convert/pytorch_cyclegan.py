@@ -393,7 +393,10 @@ def write_checkpoint(
     if not given:
         raise ValueError("give at least one generator (g_a: A -> B, g_b: B -> A)")
     out_dir = pathlib.Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+    # A checkpoint folder is written whole: never into (or over) anything that exists.
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output folder {out_dir} is a file; choose a new or empty folder")
+    if out_dir.exists() and any(out_dir.iterdir()):
         raise ValueError(f"output folder {out_dir} exists and is not empty; choose a new one")
     sds = {name: _as_state_dict(src) for name, src in given.items()}
     cfgs = {name: infer_generator_config(sd) for name, sd in sds.items()}
