@@ -22,6 +22,9 @@ flags.DEFINE_string("b", None, "Folder of domain-B test images (default: the con
 flags.DEFINE_string("truth_a2b", None, "Folder of the true B translations of the A images.")
 flags.DEFINE_string("truth_b2a", None, "Folder of the true A translations of the B images.")
 flags.DEFINE_string("report", None, "Report folder (default: WORKDIR/report).")
+flags.DEFINE_bool(
+    "overwrite", False, "Replace files in --report that jaxfaces did not write (never inputs)."
+)
 flags.DEFINE_string("inception", None, "InceptionV3 weights for FID / KID (default: none).")
 flags.mark_flags_as_required(["ckpt"])
 FLAGS = flags.FLAGS
@@ -36,21 +39,24 @@ def main(argv: list[str]) -> int:
         if value and not pathlib.Path(value).expanduser().is_dir():
             print(f"error: --{name}: no folder at {value}", file=sys.stderr)
             return 2
-    from jaxfaces.training import evaluate
+    from jaxfaces import evaluation
 
     try:
-        evaluation, page = evaluate.evaluate_checkpoint(
+        result, page = evaluation.evaluate_checkpoint(
             FLAGS.ckpt,
             FLAGS.report,
             FLAGS.step,
             test={"a": FLAGS.a, "b": FLAGS.b},
             truth={"AtoB": FLAGS.truth_a2b, "BtoA": FLAGS.truth_b2a},
             inception_weights=FLAGS.inception,
+            overwrite=FLAGS.overwrite,
         )
     except (FileNotFoundError, ValueError) as e:
+        if cli.input_error(e) is None:  # Not one of our checks: a bug, keep its traceback.
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(evaluation.summary(page), flush=True)
+    print(result.summary(page), flush=True)
     return 0
 
 

@@ -48,7 +48,7 @@ FLAGS = flags.FLAGS
 
 def style_transfer() -> int:
     from configs import nst as nst_config
-    from jaxfaces import inference
+    from jaxfaces import config_check, inference
     from jaxfaces.methods import nst
 
     if not FLAGS.content or not FLAGS.style:
@@ -60,6 +60,7 @@ def style_transfer() -> int:
         config.nst.update({k: v for k, v in overrides.items() if v is not None})
         if FLAGS.vgg_weights is not None:
             config.vgg.weights = FLAGS.vgg_weights
+    config_check.check(config)  # Every bad value, before anything compiles.
     files = inference.expand_inputs(FLAGS.content)
     targets = [*outputs.named_after(files, FLAGS.output), pathlib.Path(FLAGS.output, "losses.csv")]
     inputs = [*files, FLAGS.style]
@@ -98,6 +99,8 @@ def main(argv: list[str]) -> int:
             overwrite=FLAGS.overwrite,
         )
     except (FileNotFoundError, ValueError) as e:
+        if cli.input_error(e) is None:  # Not one of our checks: a bug, keep its traceback.
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {len(written)} file(s) to {FLAGS.output}; skipped {len(skipped)}", flush=True)

@@ -11,42 +11,39 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from jaxfaces import batching, metrics, outputs
 from jaxfaces import data as data_lib
-from jaxfaces import metrics, outputs
 from jaxfaces.data import preprocess
-from jaxfaces.methods import get_method
+from jaxfaces.methods import base, get_method
 from jaxfaces.training import checkpoint
-
-DIRECTIONS = ("AtoB", "BtoA")
 
 
 class Translator:
-    """A generator ready to translate batches of [-1, 1] NHWC images in one direction."""
+    """A trained method ready to translate batches of [-1, 1] NHWC images in one direction.
+
+    Attributes:
+      multiple: image sides must be multiples of it (`Method.spatial_multiple`).
+    """
 
     def __init__(self, config: ml_collections.ConfigDict, state: dict[str, Any], direction: str):
-        if direction not in DIRECTIONS:
-            raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
         method = get_method(config.method)
+        variables = method.translator_variables(state, base.check_direction(direction))
+        if variables is None:
+            have = [d for d in base.DIRECTIONS if method.translator_variables(state, d)]
+            raise ValueError(f"this checkpoint has no {direction} translator; it has: {have}")
         self.config, self.direction = config, direction
+        self.multiple = int(method.spatial_multiple(config))
         # On the device once (an LFT checkpoint's variables hold the VGG19 weights).
-        self.variables = jax.device_put(method.generator_variables(state, direction))
+        self.variables = jax.device_put(variables)
         self._fn = jax.jit(method.make_translate(config))
 
     def __call__(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
-        """Translates (N, H, W, 3) float images in [-1, 1], `batch_size` at a time.
-
-        When there are more than `batch_size` images, the last chunk is padded to
-        `batch_size`, so that one compiled program serves them all.
-        """
-        out = []
-        for i in range(0, len(images), batch_size):
-            chunk = np.asarray(images[i : i + batch_size])
-            n = len(chunk)
-            if n < batch_size < len(images):
-                chunk = np.concatenate([chunk, np.zeros((batch_size - n, *chunk.shape[1:]))])
-            y = self._fn(self.variables, jnp.asarray(chunk, jnp.float32))
-            out.append(np.asarray(y)[:n])
-        return np.concatenate(out) if out else np.zeros_like(images)
+        """Translates (N, H, W, 3) float images in [-1, 1], `batch_size` at a time
+        (`batching.apply_batched`: one compiled program serves every batch)."""
+        if not len(images):
+            return np.zeros_like(images)
+        fn = lambda x: self._fn(self.variables, jnp.asarray(x, jnp.float32))  # noqa: E731
+        return batching.apply_batched(fn, np.asarray(images, np.float32), batch_size)
 
 
 @functools.cache
@@ -80,13 +77,16 @@ def expand_inputs(spec: str) -> list[pathlib.Path]:
     return files
 
 
-def working_size(height: int, width: int, size: int | None) -> tuple[int, int]:
-    """The (H, W) to translate at: `size` x `size`, else the input rounded to multiples of 4."""
+def working_size(
+    height: int, width: int, size: int | None, multiple: int = 4
+) -> tuple[int, int]:
+    """The (H, W) to translate at: `size` x `size`, else the input's sides rounded to the
+    nearest multiples of `multiple` (the translator's `spatial_multiple`)."""
     if size:
-        if size % 4:
-            raise ValueError(f"--size ({size}) must be a multiple of 4")
+        if size % multiple:
+            raise ValueError(f"--size ({size}) must be a multiple of {multiple}")
         return size, size
-    return max(4, round(height / 4) * 4), max(4, round(width / 4) * 4)
+    return tuple(max(multiple, round(side / multiple) * multiple) for side in (height, width))
 
 
 resize = preprocess.resize_to
@@ -175,7 +175,7 @@ def _translate_files(
             skipped.append((path, str(e)))
             print(f"skipping {path}: {e}", flush=True)
             continue
-        hw = working_size(*image.shape[:2], size)
+        hw = working_size(*image.shape[:2], size, translator.multiple)
         pending.setdefault(hw, []).append((i, path, image))
         if len(pending[hw]) == batch_size:
             flush(hw)

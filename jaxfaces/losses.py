@@ -123,3 +123,38 @@ def feature_mse(features: jax.Array, target: jax.Array) -> jax.Array:
     """Mean squared difference of each example's features: (N,) (Latent Features Transfer)."""
     diff = features.astype(jnp.float32) - target.astype(jnp.float32)
     return jnp.mean(jnp.square(diff), axis=tuple(range(1, diff.ndim)))
+
+
+STYLE_FORMS = ("gram", "features_l1")
+
+
+def content_style_identity(
+    translated: dict[str, jax.Array],
+    source: dict[str, jax.Array],
+    style: dict[str, jax.Array],
+    content_layer: str,
+    style_weights: dict[str, float],
+    style_form: str = "gram",
+) -> tuple[jax.Array, jax.Array]:
+    """CycleGAN+NST's (content, style) losses of a translation (scalars), given the VGG
+    features of the translation, of its source image and of a target-domain image.
+
+    content: mean squared difference of the content layer's features of the translation
+    and its source; style: between the translation and the target-domain image over the
+    layers of `style_weights`, weighted, either as Gram matrices (`gram`: Gatys et al.'s
+    E_l, as the thesis text) or as the mean absolute difference of the raw activations
+    (`features_l1`, as the thesis's code). The source and style features are constants.
+    """
+    content = jnp.mean(
+        jnp.square(translated[content_layer] - jax.lax.stop_gradient(source[content_layer]))
+    )
+    if style_form == "gram":
+        grams = {k: jax.lax.stop_gradient(normalized_gram(style[k])) for k in style_weights}
+        return content, jnp.mean(style_loss(translated, grams, style_weights))
+    if style_form == "features_l1":
+        return content, sum(
+            w * l1(translated[k], jax.lax.stop_gradient(style[k])) for k, w in style_weights.items()
+        )
+    raise ValueError(
+        f"unknown config.loss.vgg.style_form {style_form!r}; valid: {', '.join(STYLE_FORMS)}"
+    )

@@ -14,6 +14,11 @@ import pathlib
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from jaxfaces.data import preprocess
 
 Results = Mapping[str, Mapping[str, float]]
 
@@ -231,3 +236,72 @@ def write_index(eval_dir: str | pathlib.Path, title: str = "Evaluations") -> pat
     page = eval_dir / "index.html"
     page.write_text(_page(title, body), encoding="utf-8")
     return page
+
+
+# --------------------------------------------------------------------------- evaluations
+
+
+def _png(name: str) -> str:
+    """The file name an image is written under: its test image's, as PNG (lossless)."""
+    return f"{pathlib.Path(name).stem}.png"
+
+
+PAGE_FILES = ("index.html", "metrics.json", "metrics.csv")
+
+
+def evaluation_files(
+    evaluation: Any, max_sheet_rows: int = 8, max_grid_rows: int = 16
+) -> tuple[dict[str, np.ndarray], list[Grid]]:
+    """The images of an `evaluation.Evaluation`'s report, {relative path: image}, and its
+    grids (which show some of them).
+
+    Per direction: DIR.png, a sheet of rows input | translation | reconstruction [| truth];
+    DIR/NAME.png, every translation (PNG: lossless); DIR/{input,truth,reconstruction}/NAME.png,
+    the grid's other images.
+    """
+    files, grids = {}, []
+    for direction, o in evaluation.outputs.items():
+        for name, image in zip(o.names, o.translations, strict=True):
+            files[f"{direction}/{_png(name)}"] = image
+        sheet = [o.inputs, o.translations, o.reconstructions, o.truth]
+        rows = np.concatenate([c for c in sheet if c is not None], axis=2)[:max_sheet_rows]
+        files[f"{direction}.png"] = np.concatenate(list(rows), axis=0)
+        columns = {"input": o.inputs, "translation": o.translations}
+        columns["truth"] = o.truth
+        columns["reconstruction"] = o.reconstructions
+        columns = {k: v for k, v in columns.items() if v is not None}
+        grid_rows = []
+        for i, name in enumerate(o.names[:max_grid_rows]):
+            paths = []
+            for column, images in columns.items():
+                if column == "translation":
+                    path = f"{direction}/{_png(name)}"
+                else:
+                    path = f"{direction}/{column}/{_png(name)}"
+                    files[path] = images[i]
+                paths.append(path)
+            grid_rows.append((name, paths))
+        src, dst = direction.split("to")
+        shown = f"first {len(grid_rows)} of {len(o.names)}"
+        grids.append(Grid(f"{src} -> {dst} ({shown} test images)", list(columns), grid_rows))
+    return files, grids
+
+
+def write_evaluation(
+    evaluation: Any,
+    out_dir: str | pathlib.Path,
+    title: str = "Evaluation",
+    meta: dict[str, str] | None = None,
+    up_link: str | None = None,
+) -> pathlib.Path:
+    """Writes an `evaluation.Evaluation`'s report folder: `PAGE_FILES` (the metrics table,
+    then per direction a grid of input | translation | truth | reconstruction) and
+    `evaluation_files`; returns index.html's path."""
+    out_dir = pathlib.Path(out_dir)
+    files, grids = evaluation_files(evaluation)
+    for path, image in files.items():
+        preprocess.save_image(out_dir / path, image)
+    info = dict(meta or {})
+    if evaluation.step is not None:
+        info.setdefault("step", str(evaluation.step))
+    return write_page(out_dir, title, evaluation.metrics, grids, evaluation.notes, info, up_link)

@@ -12,6 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from bench import torch_cyclegan  # noqa: E402
+from configs import cyclegan as cyclegan_config  # noqa: E402
 from jaxfaces import data as data_lib  # noqa: E402
 from jaxfaces import inference  # noqa: E402
 from jaxfaces.convert import __main__ as cli  # noqa: E402
@@ -216,7 +217,7 @@ def test_cli_checkpoint_translates_like_the_reference(tmp_path, capsys):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    written = sorted((tmp_path / "out").iterdir())
+    written = sorted((tmp_path / "out").glob("*.png"))
     assert [p.name for p in written] == ["face_0.png", "face_1.png"]
     expected = data_lib.to_uint8(torch_forward(g_a, x))
     for path, want in zip(written, expected, strict=True):
@@ -230,7 +231,9 @@ def test_cli_checkpoint_translates_like_the_reference(tmp_path, capsys):
 
 def test_checkpoint_with_one_batch_norm_generator(tmp_path):
     g = small_generator("batch", n_blocks=1)
-    out = conv.write_checkpoint(tmp_path / "ckpt", g_b=save(g, tmp_path / "g.pth"))
+    out = conv.write_checkpoint(
+        tmp_path / "ckpt", cyclegan_config.get_config(), g_b=save(g, tmp_path / "g.pth")
+    )
     translators, _ = inference.load_translators(out)
     x = images(1, 32, seed=6)
     np.testing.assert_allclose(translators("BtoA")(x), torch_forward(g, x), atol=TOL, rtol=0)

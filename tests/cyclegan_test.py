@@ -1,4 +1,4 @@
-"""The CycleGAN method: schedule, initialisation, and what one train step does."""
+"""The CycleGAN method: initialisation, and what one train step does."""
 
 import jax
 import numpy as np
@@ -7,17 +7,6 @@ import pytest
 from configs import test as test_config
 from jaxfaces import rng
 from jaxfaces.methods import cyclegan
-
-
-def test_learning_rate_is_constant_then_decays_linearly_to_zero():
-    c = test_config.get_config()
-    c.optim.lr, c.train.num_steps, c.train.decay_steps = 1.0, 10, 4
-    schedule = cyclegan.lr_schedule(c)
-    values = [float(schedule(s)) for s in range(12)]
-    np.testing.assert_allclose(values, [1] * 7 + [0.75, 0.5, 0.25, 0, 0], atol=1e-6)
-    c.train.decay_steps = 11
-    with pytest.raises(ValueError, match="decay_steps"):
-        cyclegan.lr_schedule(c)
 
 
 def test_initialisation_depends_on_the_seed_and_follows_the_reference():

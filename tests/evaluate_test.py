@@ -22,8 +22,9 @@ from absl import flags
 from PIL import Image
 
 from configs import test as test_config
+from jaxfaces import evaluation as evaluate
 from jaxfaces.methods import cyclegan
-from jaxfaces.training import checkpoint, evaluate, loop
+from jaxfaces.training import checkpoint, loop
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -324,3 +325,21 @@ def test_evaluate_cli_errors_name_the_problem(trained, tmp_path):
     assert r.returncode == 2 and "--a" in r.stderr and "no_such_A" in r.stderr
     rc, _, stderr = run_main(f"--ckpt={tmp_path}")  # A folder without checkpoints.
     assert rc == 2 and "no checkpoint" in stderr, stderr[-2000:]
+
+
+def test_report_never_replaces_a_file_jaxfaces_did_not_write(trained, tmp_path):
+    workdir, _, _ = trained
+    report = tmp_path / "report"
+    report.mkdir()
+    (report / "index.html").write_text("my own page")
+    with pytest.raises(ValueError, match=r"index\.html.*--overwrite"):
+        evaluate.evaluate_checkpoint(workdir, report)
+    assert (report / "index.html").read_text() == "my own page"
+    assert sorted(p.name for p in report.iterdir()) == ["index.html"]  # Nothing written.
+    rc, _, stderr = run_main(f"--ckpt={workdir}", f"--report={report}")
+    assert rc == 2 and stderr.count("\n") == 1 and "index.html" in stderr, stderr[-2000:]
+
+    _, page = evaluate.evaluate_checkpoint(workdir, report, overwrite=True)
+    assert "Metrics" in page.read_text()
+    _, page = evaluate.evaluate_checkpoint(workdir, report)  # Its own files: replaced.
+    assert (report / "metrics.json").is_file()

@@ -19,7 +19,7 @@ import pytest
 
 from configs import lft as lft_config
 from jaxfaces import data as data_lib
-from jaxfaces import inference, losses, metrics
+from jaxfaces import inference, losses, metrics, optim
 from jaxfaces.data import feature_store, synthetic
 from jaxfaces.methods import get_method, lft
 from jaxfaces.training import loop
@@ -209,7 +209,7 @@ def test_synthesis_lowers_the_feature_loss_from_each_init(trained, pairs_root):
             for p in data_lib.list_images(pairs_root / "testA")
         ]
     )
-    variables = lft.generator_variables(state, "AtoB")
+    variables = lft.translator_variables(state, "AtoB")
     target = jax.jit(lambda v, x: lft.translated_targets(config, v, x))(variables, x)
     synth = jax.jit(lambda p, t, i: lft.synthesise(config, p, t, i))
     results = {}
@@ -239,7 +239,7 @@ def test_thesis_photo_portrait_pairs_load_and_train(trained):
     store = lft.build_feature_store(config, trained["state"]["frozen"]["vgg"])
     assert len(store) == len(a) and store.arrays["b/conv1_1"].shape[1:] == (32, 32, 64)
     params = trained["state"]["params"]  # The module's step does not donate its state.
-    opt = lft.optimizer(config).init(params)  # Fresh: the schedule restarts at lr 0.05.
+    opt = optim.adam(config).init(params)  # Fresh: the schedule restarts at lr 0.05.
     state = {**trained["state"], "step": jnp.zeros((), jnp.int32), "opt": opt}
     batches = store.batches(seed=0, batch_size=BATCH)
     for _ in range(3):  # The module's compiled step: the same shapes.
@@ -273,7 +273,7 @@ def test_train_resume_then_translate_cli_writes_truth_metrics(tmp_path):
             "lft.synthesis.steps": 10,
         },
     )
-    assert get_method("lft") is lft
+    assert get_method("lft") is lft.METHOD
     first = loop.train(config, workdir, stop_after=2)
     assert first["stopped"] and first["step"] == 2
     assert (root / "manifest.json").is_file() and "paired" in (root / "manifest.json").read_text()

@@ -151,12 +151,12 @@ def test_vgg_identity_loss_is_zero_for_identical_images_only(form):
     }
     x = jax.random.uniform(jax.random.key(0), (2, 16, 16, 3), minval=-1, maxval=1)
     y = jax.random.uniform(jax.random.key(1), (2, 16, 16, 3), minval=-1, maxval=1)
-    content, style = cyclegan.vgg_identity_loss(config, params, x, x, x)
+    content, style = cyclegan.vgg_identity_terms(config, params, x, x, x)
     assert float(content) == 0.0 and float(style) == 0.0
-    content, style = cyclegan.vgg_identity_loss(config, params, x, y, x)
+    content, style = cyclegan.vgg_identity_terms(config, params, x, y, x)
     assert float(content) > 0 and float(style) > 0
     # Content compares with the source, style with the style image.
-    content, style = cyclegan.vgg_identity_loss(config, params, x, x, y)
+    content, style = cyclegan.vgg_identity_terms(config, params, x, x, y)
     assert float(content) == 0.0 and float(style) > 0
 
 
@@ -195,7 +195,7 @@ def test_thesis_config_reproduces_the_thesis_settings():
     assert c.loss.tv_weight == 1e-4 and c.loss.gan_mode == "lsgan" and c.loss.pool_size == 50
     assert c.loss.identity == "vgg" and c.model.discriminator.n_layers == 3
     assert (c.optim.lr, c.optim.b1) == (2e-4, 0.5)
-    assert c.train.decay_steps * 2 == c.train.num_steps
+    assert c.train.decay_fraction == 0.5 and c.train.decay_steps is None  # 100 + 100 epochs.
 
 
 @pytest.mark.slow

@@ -14,13 +14,16 @@ running_mean, running_var -> scale, bias, mean, var.
 """
 
 import argparse
+import importlib.util
 import os
 import pathlib
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 from flax import traverse_util
 
@@ -367,15 +370,20 @@ def _as_state_dict(source: Source) -> StateDict:
 
 
 def write_checkpoint(
-    out_dir: str | os.PathLike, g_a: Source | None = None, g_b: Source | None = None
+    out_dir: str | os.PathLike,
+    config: ml_collections.ConfigDict,
+    g_a: Source | None = None,
+    g_b: Source | None = None,
 ) -> pathlib.Path:
     """Writes a jaxfaces CycleGAN checkpoint (step 0) holding the given generators.
 
-    The checkpoint is for translation only: it has no discriminators, optimizer states or
-    image pools, so `train.py` cannot resume from it.
+    The checkpoint is for translation only: the method's `from_translators` state has no
+    discriminators, optimizer states or image pools, so `train.py` cannot resume from it.
 
     Args:
       out_dir: a new or empty folder; `translate.py --ckpt=OUT_DIR` reads it.
+      config: the CycleGAN config recorded with it (`configs/cyclegan.py`'s, the CLI's
+        default); its `model.generator` is set to the converted architecture.
       g_a: the A -> B generator (reference G_A): a state_dict or a `.pth` path.
       g_b: the B -> A generator (reference G_B): a state_dict or a `.pth` path.
 
@@ -386,7 +394,7 @@ def write_checkpoint(
       ValueError: if neither generator is given, they differ in architecture, `out_dir` is
         not empty, or a state_dict does not convert.
     """
-    from configs import cyclegan as cyclegan_config
+    from jaxfaces.methods import get_method
     from jaxfaces.training import checkpoint
 
     given = {name: src for name, src in (("g_a", g_a), ("g_b", g_b)) if src is not None}
@@ -402,16 +410,14 @@ def write_checkpoint(
     cfgs = {name: infer_generator_config(sd) for name, sd in sds.items()}
     if len({tuple(sorted(c.items())) for c in cfgs.values()}) > 1:
         raise ValueError(f"G_A and G_B differ in architecture: {cfgs['g_a']} vs {cfgs['g_b']}")
-    variables = {name: generator_variables(sd) for name, sd in sds.items()}
-    state = {
-        "step": np.zeros((), np.int32),
-        "params": {name: v["params"] for name, v in variables.items()},
-        "batch_stats": {
-            name: v["batch_stats"] for name, v in variables.items() if "batch_stats" in v
-        },
-    }
-    config = cyclegan_config.get_config()
+    direction = {"g_a": "AtoB", "g_b": "BtoA"}
+    variables = {direction[name]: generator_variables(sd) for name, sd in sds.items()}
+    config = ml_collections.ConfigDict(config.to_dict())  # A copy, unlocked.
     config.model.generator.update(next(iter(cfgs.values())))
+    method = get_method(config.method)
+    if method.from_translators is None:
+        raise ValueError(f"config.method {config.method!r} cannot hold converted generators")
+    state = method.from_translators(config, variables)
     mngr = checkpoint.manager(out_dir)
     checkpoint.save(mngr, 0, state, config)
     mngr.wait_until_finished()
@@ -427,13 +433,37 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pth", help="G_A (A -> B) state_dict, e.g. latest_net_G_A.pth")
     parser.add_argument("--pth_b", help="G_B (B -> A) state_dict, e.g. latest_net_G_B.pth")
     parser.add_argument("--out", required=True, help="new (or empty) checkpoint folder")
+    parser.add_argument(
+        "--config",
+        default=str(DEFAULT_CONFIG),
+        help="the CycleGAN config file recorded with the checkpoint (default: %(default)s)",
+    )
+
+
+#: The reference config, beside the package in the repository.
+DEFAULT_CONFIG = pathlib.Path(__file__).resolve().parents[2] / "configs" / "cyclegan.py"
+
+
+def _load_config(path: str | os.PathLike) -> ml_collections.ConfigDict:
+    """`get_config()` of a config file (as train.py's --config reads it)."""
+    path = pathlib.Path(path).expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"--config: no config file at {path}")
+    root = str(path.parent.parent)  # Variant configs import their base: `from configs import`.
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    spec = importlib.util.spec_from_file_location(f"_jaxfaces_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
 
 
 def main(args: argparse.Namespace) -> str:
     """Runs the `cyclegan` subcommand; returns the report to print."""
     if not args.pth and not args.pth_b:
         raise ValueError("give --pth (G_A, A -> B) and/or --pth_b (G_B, B -> A)")
-    out = write_checkpoint(args.out, g_a=args.pth, g_b=args.pth_b)
+    config = _load_config(args.config)
+    out = write_checkpoint(args.out, config, g_a=args.pth, g_b=args.pth_b)
     from jaxfaces.training import checkpoint
 
     config, _, _ = checkpoint.load(out, 0)

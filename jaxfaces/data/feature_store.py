@@ -18,10 +18,11 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from jaxfaces.data import folders
+from jaxfaces.data import folders, sources
 from jaxfaces.data import tfds as tfds_source
 
 FINGERPRINT = "fingerprint.json"
+_last_read: list = [None, None]  # [key, (a, b, names)] of the last folders read.
 
 
 def training_pairs(data_cfg) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -40,7 +41,7 @@ def training_pairs(data_cfg) -> tuple[np.ndarray, np.ndarray, list[str]]:
     if not data_cfg.get("paired", False):
         raise ValueError("these training data must be paired: set config.data.paired=True")
     size = int(data_cfg.size)
-    if data_cfg.get("tfds"):
+    if sources.source(data_cfg) == "tfds":
         data_dir = data_cfg.get("tfds_data_dir", "")
         a, names = tfds_source.load_split(data_cfg.tfds, "trainA", size=size, data_dir=data_dir)
         b, _ = tfds_source.load_split(data_cfg.tfds, "trainB", size=size, data_dir=data_dir)
@@ -50,25 +51,23 @@ def training_pairs(data_cfg) -> tuple[np.ndarray, np.ndarray, list[str]]:
                 "examples; paired data pairs them by position"
             )
         return a, b, names
-    if data_cfg.get("a") or data_cfg.get("b"):
-        folder_a, folder_b = pathlib.Path(data_cfg.a), pathlib.Path(data_cfg.b)
-    elif data_cfg.get("root"):
-        folder_a, folder_b = (
-            pathlib.Path(data_cfg.root) / "trainA",
-            pathlib.Path(data_cfg.root) / "trainB",
-        )
-    else:
-        raise ValueError("no training data: set config.data.root, or config.data.a and .b")
+    folder_a, folder_b = sources.train_folders(data_cfg)
     paths_a, paths_b = folders.pair_by_stem(
         folders.list_images(folder_a), folders.list_images(folder_b)
     )
-    scan_a = folders.scan_images(paths_a, size=size)
-    scan_b = folders.scan_images(paths_b, size=size)
-    keep = scan_a.ok & scan_b.ok
-    if not keep.any():
-        raise ValueError(f"no readable pair of images in {folder_a} and {folder_b}")
-    names = [p.name for p, k in zip(paths_a, keep, strict=True) if k]
-    return scan_a.images[keep], scan_b.images[keep], names
+    key = (size, *((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths_a + paths_b))
+    if _last_read[0] != key:  # Read once per process while the files are unchanged.
+        scan_a = folders.scan_images(paths_a, size=size)
+        scan_b = folders.scan_images(paths_b, size=size)
+        keep = scan_a.ok & scan_b.ok
+        if not keep.any():
+            raise ValueError(f"no readable pair of images in {folder_a} and {folder_b}")
+        names = [p.name for p, k in zip(paths_a, keep, strict=True) if k]
+        a, b = scan_a.images[keep], scan_b.images[keep]
+        a.flags.writeable = b.flags.writeable = False  # Shared by the callers.
+        _last_read[:] = [key, (a, b, names)]
+    a, b, names = _last_read[1]
+    return a, b, list(names)
 
 
 @dataclasses.dataclass

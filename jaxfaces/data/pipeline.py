@@ -30,45 +30,14 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import tensorflow as tf
 
-from jaxfaces.data import folders, preprocess
+from jaxfaces.data import folders, preprocess, sources
 from jaxfaces.data import tfds as tfds_source
 
-DOMAINS = ("a", "b")
-_SPLITS = {"a": ("trainA", "testA"), "b": ("trainB", "testB")}
 _PERMUTATION_STREAM, _AUGMENT_STREAM = 0, 1  # Keep file order and augmentation independent.
 
 
 # ----------------------------------------------------------------------------------------------
 # Config.
-
-
-def _field(data_cfg, name: str, default=None):
-    value = data_cfg.get(name, default)
-    return default if value is None else value
-
-
-def _source(data_cfg) -> str:
-    """Which source the config names: "root", "folders" or "tfds"; checks there is one."""
-    root, a, b = _field(data_cfg, "root", ""), _field(data_cfg, "a", ""), _field(data_cfg, "b", "")
-    name = _field(data_cfg, "tfds", "")
-    given = [
-        f"config.data.{key}={value!r}"
-        for key, value in (("root", root), ("a", a), ("b", b), ("tfds", name))
-        if value
-    ]
-    if bool(a) != bool(b):
-        raise ValueError(
-            "config.data.a and config.data.b must be set together (got " + ", ".join(given) + ")"
-        )
-    chosen = [kind for kind, on in (("root", root), ("folders", a), ("tfds", name)) if on]
-    if len(chosen) != 1:
-        raise ValueError(
-            "Set exactly one data source: config.data.root (a folder with trainA/ trainB/), "
-            "or config.data.a and config.data.b (two image folders), "
-            "or config.data.tfds (a TFDS name such as cycle_gan/horse2zebra); "
-            + (f"got {', '.join(given)}" if given else "none is set")
-        )
-    return chosen[0]
 
 
 def _check_sizes(data_cfg) -> tuple[int, int]:
@@ -80,25 +49,6 @@ def _check_sizes(data_cfg) -> tuple[int, int]:
             f"config.data.size ({size}) must be <= config.data.load_size ({load_size})"
         )
     return load_size, size
-
-
-def _check_batch(data_cfg, process_index: int, process_count: int, num_devices: int) -> int:
-    batch = int(data_cfg.batch_size)
-    if batch < 1:
-        raise ValueError(f"config.data.batch_size ({batch}) must be positive")
-    if process_count < 1 or not 0 <= process_index < process_count:
-        raise ValueError(f"process_index {process_index} not in [0, process_count={process_count})")
-    if batch % process_count:
-        raise ValueError(
-            f"config.data.batch_size ({batch}) must be divisible by the process count "
-            f"({process_count})"
-        )
-    if num_devices < 1 or batch % num_devices:
-        raise ValueError(
-            f"config.data.batch_size ({batch}) must be divisible by the device count "
-            f"({num_devices}): the global batch is split evenly over all devices"
-        )
-    return batch
 
 
 # ----------------------------------------------------------------------------------------------
@@ -161,27 +111,20 @@ class _Domain:
         return preprocess.read_image(self.paths[i], self.load_size)
 
 
-def _train_folders(data_cfg) -> tuple[pathlib.Path, pathlib.Path]:
-    if _source(data_cfg) == "root":
-        root = pathlib.Path(data_cfg.root)
-        return root / "trainA", root / "trainB"
-    return pathlib.Path(data_cfg.a), pathlib.Path(data_cfg.b)
-
-
 def _folder_domains(data_cfg, load_size: int) -> tuple[_Domain, _Domain]:
     """Lists, pairs (if asked), scans and (if they fit) caches the training folders."""
-    folder_a, folder_b = _train_folders(data_cfg)
+    folder_a, folder_b = sources.train_folders(data_cfg)
     paths = [folders.list_images(folder_a), folders.list_images(folder_b)]
-    if _field(data_cfg, "paired", False):
+    if sources.field(data_cfg, "paired", False):
         paths = list(folders.pair_by_stem(*paths))
-    budget = float(_field(data_cfg, "cache_mb", 0)) * 2**20
+    budget = float(sources.field(data_cfg, "cache_mb", 0)) * 2**20
     scans = []
     for domain_paths in paths:
         need = len(domain_paths) * load_size * load_size * 3
         cache = need <= budget
         budget -= need if cache else 0
         scans.append(folders.scan_images(domain_paths, size=load_size if cache else None))
-    if _field(data_cfg, "paired", False):
+    if sources.field(data_cfg, "paired", False):
         keep = scans[0].ok & scans[1].ok  # A pair with one unreadable side is dropped.
         if not keep.any():
             raise ValueError(f"No readable pair of images in {folder_a} and {folder_b}")
@@ -200,12 +143,12 @@ def _folder_domains(data_cfg, load_size: int) -> tuple[_Domain, _Domain]:
 
 
 def _tfds_domains(data_cfg, load_size: int) -> tuple[_Domain, _Domain]:
-    name, data_dir = data_cfg.tfds, _field(data_cfg, "tfds_data_dir", "")
+    name, data_dir = data_cfg.tfds, sources.field(data_cfg, "tfds_data_dir", "")
     a, b = (
-        tfds_source.load_split(name, _SPLITS[d][0], size=load_size, data_dir=data_dir)[0]
-        for d in DOMAINS
+        tfds_source.load_split(name, sources.TRAIN_SPLIT[d], size=load_size, data_dir=data_dir)[0]
+        for d in sources.DOMAINS
     )
-    if _field(data_cfg, "paired", False) and len(a) != len(b):
+    if sources.field(data_cfg, "paired", False) and len(a) != len(b):
         raise ValueError(
             f"config.data.paired with config.data.tfds={name!r} pairs examples by position, "
             f"but trainA has {len(a)} and trainB {len(b)}"
@@ -315,12 +258,12 @@ def train_iterator(
     Raises:
       ValueError, FileNotFoundError: for a bad config or unusable data.
     """
-    source = _source(data_cfg)
+    source = sources.source(data_cfg)
     load_size, size = _check_sizes(data_cfg)
-    batch = _check_batch(data_cfg, process_index, process_count, num_devices)
+    batch = sources.check_batch(data_cfg, process_index, process_count, num_devices)
     if start_step < 0:
         raise ValueError(f"start_step ({start_step}) must be >= 0")
-    paired = bool(_field(data_cfg, "paired", False))
+    paired = bool(sources.field(data_cfg, "paired", False))
     if source == "tfds":
         domains = _tfds_domains(data_cfg, load_size)
     else:
@@ -371,25 +314,17 @@ def test_images(data_cfg, domain: str) -> tuple[np.ndarray, list[str]] | None:
       float32 images (N, size, size, 3) in [-1, 1] and their file names ("000001.png"; TFDS
       examples get names from their position), or None when there is no such split.
     """
-    if domain not in DOMAINS:
-        raise ValueError(f"domain must be one of {DOMAINS}, got {domain!r}")
+    split = sources.test_split(data_cfg, domain)
+    if split is None:
+        return None
     _, size = _check_sizes(data_cfg)
-    folder = _field(data_cfg, f"test_{domain}", "")
-    if not folder:
-        source = _source(data_cfg)
-        if source == "root":
-            folder = pathlib.Path(data_cfg.root) / _SPLITS[domain][1]
-            if not folder.exists():
-                return None
-        elif source == "tfds":
-            name, data_dir = data_cfg.tfds, _field(data_cfg, "tfds_data_dir", "")
-            split = _SPLITS[domain][1]
-            if not tfds_source.has_split(name, split, data_dir=data_dir):
-                return None
-            images, names = tfds_source.load_split(name, split, size=size, data_dir=data_dir)
-            return preprocess.to_float(images), names
-        else:
+    if isinstance(split, str):  # A TFDS split.
+        name, data_dir = data_cfg.tfds, sources.field(data_cfg, "tfds_data_dir", "")
+        if not tfds_source.has_split(name, split, data_dir=data_dir):
             return None
+        images, names = tfds_source.load_split(name, split, size=size, data_dir=data_dir)
+        return preprocess.to_float(images), names
+    folder = split
     paths = folders.list_images(folder)
     scan = folders.scan_images(paths, size=size)
     names = [p.name for p, ok in zip(paths, scan.ok, strict=True) if ok]

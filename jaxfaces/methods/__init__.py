@@ -1,29 +1,55 @@
-"""Training methods: each module provides its state, pure train step and translate function.
+"""Training methods, registered by name (`config.method`); the interface is `base.Method`.
 
-A method module defines:
-  init_state(config, rng) -> state pytree (dict)
-  make_train_step(config) -> train_step(state, batch) -> (state, metrics)
-  make_visuals(config) -> visuals(state, batch) -> {name: image batch}
-  make_translate(config) -> translate(generator_variables, images) -> images
-  generator_variables(state, direction) -> Flax variables of the generator for a direction
+    from jaxfaces import methods
+    methods.register("my_method", MY_METHOD)   # a `base.Method`, from any package
 
-and optionally:
-  load_frozen(config, state) -> state with pretrained, untrained parts (VGG19) filled in
-    (the loop calls it on a fresh state, not on a resumed one)
-  train_batches(config, state, workdir, *, start_step, process_index, process_count,
-    num_devices) -> iterator of batches, replacing the image stream (`data.train_iterator`)
-    for methods that train on something computed from the images (LFT: cached features)
+`config.method` is a registered name, or "package.module:ATTRIBUTE" naming a `Method` in an
+importable module (imported and registered on first use: a checkpoint of a method defined
+outside jaxfaces then translates and evaluates in a new process). Built-in methods are
+imported when first asked for. Neural style transfer (`methods/nst.py`) trains nothing and is
+a mode of translate.py, not a registered method.
 """
 
-import types
+import importlib
 
-from jaxfaces.methods import cyclegan, lft
+from jaxfaces.methods.base import Method
 
-METHODS: dict[str, types.ModuleType] = {"cyclegan": cyclegan, "lft": lft}
+#: Built-in methods: name -> "module:attribute", imported on first use.
+BUILTIN = {
+    "cyclegan": "jaxfaces.methods.cyclegan:METHOD",
+    "lft": "jaxfaces.methods.lft:METHOD",
+}
+_REGISTRY: dict[str, Method] = {}
 
 
-def get_method(name: str) -> types.ModuleType:
-    """The method module registered under `name` (config.method)."""
-    if name not in METHODS:
-        raise ValueError(f"unknown config.method {name!r}; valid: {', '.join(METHODS)}")
-    return METHODS[name]
+def register(name: str, method: Method) -> Method:
+    """Registers `method` under `name` (replacing an earlier one of that name); returns it."""
+    if not isinstance(method, Method):
+        raise TypeError(f"register({name!r}, ...) needs a jaxfaces.methods.base.Method")
+    _REGISTRY[name] = method
+    return method
+
+
+def _import(name: str, where: str) -> Method:
+    module_name, _, attribute = where.partition(":")
+    try:
+        method = getattr(importlib.import_module(module_name), attribute or "METHOD")
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"config.method {name!r}: cannot import {where!r} ({e})") from e
+    return register(name, method)
+
+
+def get_method(name: str) -> Method:
+    """The method registered under `name`, importing it if it is built in or a
+    "module:attribute" path; ValueError listing the valid names otherwise."""
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    if name in BUILTIN:
+        return _import(name, BUILTIN[name])
+    if ":" in name:
+        return _import(name, name)
+    valid = sorted({*BUILTIN, *_REGISTRY})
+    raise ValueError(
+        f"unknown config.method {name!r}; valid: {', '.join(valid)} "
+        "(or 'package.module:ATTRIBUTE' naming a jaxfaces.methods.base.Method)"
+    )

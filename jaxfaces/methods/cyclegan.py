@@ -19,6 +19,7 @@ discriminators' inputs (`loss.d_noise`), total variation (`loss.tv_weight`), Pac
 loss (`loss.identity = "vgg"`: CycleGAN+NST), and the wgan-gp / hinge GAN losses.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -26,14 +27,18 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
-from jaxfaces import losses, noise, pool
+from jaxfaces import batching, losses, metrics, noise, optim, pool
 from jaxfaces import rng as rngs
+from jaxfaces.methods import base
 from jaxfaces.models import discriminators, generators, layers, vgg
 
 State = dict[str, Any]
 GENERATOR_OF = {"AtoB": "g_a", "BtoA": "g_b"}
+#: The discriminator that judges a direction's translations (it learnt the target domain).
+DISCRIMINATOR_OF = {"AtoB": "d_a", "BtoA": "d_b"}
 
 
 def models(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
@@ -42,26 +47,6 @@ def models(config: ml_collections.ConfigDict) -> dict[str, nn.Module]:
     g = generators.make_generator(config.model.generator, dtype)
     d = discriminators.make_discriminator(config.model.discriminator, dtype)
     return {"g_a": g, "g_b": g, "d_a": d, "d_b": d}
-
-
-def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
-    """Constant `optim.lr`, then linear decay to 0 over the last `train.decay_steps` steps."""
-    lr, total, decay = config.optim.lr, config.train.num_steps, config.train.decay_steps
-    if not 0 <= decay <= total:
-        raise ValueError(
-            f"config.train.decay_steps ({decay}) must be in [0, config.train.num_steps={total}]"
-        )
-    if decay == 0:
-        return optax.constant_schedule(lr)
-    decayed = optax.join_schedules(
-        [optax.constant_schedule(lr), optax.linear_schedule(lr, 0.0, decay)], [total - decay]
-    )
-    return lambda step: jnp.maximum(decayed(step), 0.0)  # No rounding below 0 past the end.
-
-
-def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Adam with the reference's betas and the step schedule (one per network pair)."""
-    return optax.adam(lr_schedule(config), b1=config.optim.b1, b2=config.optim.b2)
 
 
 def pack_size(config: ml_collections.ConfigDict) -> int:
@@ -73,7 +58,6 @@ def pack_size(config: ml_collections.ConfigDict) -> int:
 
 
 IDENTITY_KINDS = ("pixel", "vgg")
-STYLE_FORMS = ("gram", "features_l1")
 
 
 def uses_vgg(config: ml_collections.ConfigDict) -> bool:
@@ -124,7 +108,7 @@ def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
     }
     params = {k: v["params"] for k, v in variables.items()}
     stats = {k: v["batch_stats"] for k, v in variables.items() if "batch_stats" in v}
-    tx = optimizer(config)
+    tx = optim.adam(config)
     g_params = {k: params[k] for k in ("g_a", "g_b")}
     d_params = {k: params[k] for k in ("d_a", "d_b")}
     pool_size = config.loss.pool_size
@@ -168,56 +152,40 @@ class _Runner:
         return y
 
 
-def vgg_identity_loss(
+def vgg_identity_terms(
     config: ml_collections.ConfigDict,
     vgg_params: Any,
     source: jax.Array,
     translated: jax.Array,
     style: jax.Array,
 ) -> tuple[jax.Array, jax.Array]:
-    """CycleGAN+NST's (content, style) losses of a translation, replacing the identity loss.
-
-    content: mean squared difference of the content layer's features of the source image and
-    its translation; style: between the translation and an image of the target domain, over
-    the style layers, either as Gram matrices (`gram`: Gatys et al.'s E_l, as the thesis
-    text) or as the mean absolute difference of the raw activations (`features_l1`, as the
-    thesis's code), weighted per layer.
-    """
+    """CycleGAN+NST's (content, style) losses of a translation (`losses.content_style_identity`
+    on the VGG19 features of the translation, its source and a target-domain image, computed
+    in one pass), replacing the identity loss."""
     c = config.loss.vgg
     net = vgg.VGG19(pool=config.vgg.pool)
-    layers = vgg_layers(config)
-    both = net.apply({"params": vgg_params}, jnp.concatenate([translated, source, style]), layers)
+    both = net.apply(
+        {"params": vgg_params}, jnp.concatenate([translated, source, style]), vgg_layers(config)
+    )
     n = source.shape[0]
     f_t, f_s, f_y = ({k: v[i * n : (i + 1) * n] for k, v in both.items()} for i in range(3))
-    content = jnp.mean(
-        jnp.square(f_t[c.content_layer] - jax.lax.stop_gradient(f_s[c.content_layer]))
-    )
     weights = dict(zip(c.style_layers, c.style_layer_weights, strict=True))
-    if c.style_form == "gram":
-        grams = {k: jax.lax.stop_gradient(losses.normalized_gram(f_y[k])) for k in weights}
-        style_loss = jnp.mean(losses.style_loss(f_t, grams, weights))
-    elif c.style_form == "features_l1":
-        style_loss = sum(
-            w * losses.l1(f_t[k], jax.lax.stop_gradient(f_y[k])) for k, w in weights.items()
-        )
-    else:
-        raise ValueError(
-            f"unknown config.loss.vgg.style_form {c.style_form!r}; valid: {', '.join(STYLE_FORMS)}"
-        )
-    return content, style_loss
+    return losses.content_style_identity(f_t, f_s, f_y, c.content_layer, weights, c.style_form)
 
 
-def check_loss_config(config: ml_collections.ConfigDict) -> None:
-    """Raises ValueError naming the key of a bad loss setting (before anything compiles)."""
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """Raises ValueError naming the key of a bad setting (before anything compiles)."""
+    generators.make_generator(config.model.generator)
+    discriminators.make_discriminator(config.model.discriminator)
     losses.gan_loss(jnp.zeros(()), True, config.loss.gan_mode)
     noise.check(config.loss.d_noise)
     pack_size(config)
     if uses_vgg(config):
         c = config.loss.vgg
-        if c.style_form not in STYLE_FORMS:
+        if c.style_form not in losses.STYLE_FORMS:
             raise ValueError(
                 f"unknown config.loss.vgg.style_form {c.style_form!r}; "
-                f"valid: {', '.join(STYLE_FORMS)}"
+                f"valid: {', '.join(losses.STYLE_FORMS)}"
             )
         if len(c.style_layers) != len(c.style_layer_weights):
             raise ValueError(
@@ -225,13 +193,16 @@ def check_loss_config(config: ml_collections.ConfigDict) -> None:
             )
 
 
-def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict], tuple]:
-    """Returns the pure `train_step(state, batch) -> (state, metrics)` to jit."""
+def make_train_step(
+    config: ml_collections.ConfigDict, stage: base.Stage | None = None
+) -> Callable[[State, dict], tuple]:
+    """Returns the pure `train_step(state, batch) -> (state, metrics)` to jit (one stage)."""
+    del stage
     nets = models(config)
-    tx = optimizer(config)
-    schedule = lr_schedule(config)
+    tx = optim.adam(config)
+    schedule = optim.lr_schedule(config)
     cfg = config.loss
-    check_loss_config(config)
+    check_config(config)
     m = pack_size(config)
     vgg_identity = uses_vgg(config)
 
@@ -267,8 +238,8 @@ def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict]
                 )
             if vgg_identity:
                 p = state["frozen"]["vgg"]
-                content_a, style_a = vgg_identity_loss(config, p, real_a, fake_b, real_b)
-                content_b, style_b = vgg_identity_loss(config, p, real_b, fake_a, real_a)
+                content_a, style_a = vgg_identity_terms(config, p, real_a, fake_b, real_b)
+                content_b, style_b = vgg_identity_terms(config, p, real_b, fake_a, real_a)
                 terms["content_a"] = cfg.vgg.content_weight * content_a
                 terms["style_a"] = cfg.vgg.style_weight * style_a
                 terms["content_b"] = cfg.vgg.content_weight * content_b
@@ -346,18 +317,11 @@ def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict]
     return train_step
 
 
-def generator_variables(state: State, direction: str) -> dict[str, Any]:
-    """The Flax variables of the generator that translates in `direction` (AtoB | BtoA).
-
-    The moving average of its parameters when the state keeps one, else the parameters.
-    """
-    if direction not in GENERATOR_OF:
-        raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(GENERATOR_OF)}")
-    name = GENERATOR_OF[direction]
-    if name not in state["params"]:
-        have = [d for d, n in GENERATOR_OF.items() if n in state["params"]]
-        raise ValueError(f"this checkpoint has no {direction} generator; it has: {have}")
-    params = state.get("ema") or state["params"]
+def _variables(state: State, name: str, params: dict | None = None) -> dict[str, Any] | None:
+    """The Flax variables of network `name` (from `params`, default the state's), or None."""
+    params = state.get("params") or {} if params is None else params
+    if name not in params:
+        return None
     variables = {"params": params[name]}
     stats = state.get("batch_stats") or {}
     if name in stats:
@@ -365,26 +329,73 @@ def generator_variables(state: State, direction: str) -> dict[str, Any]:
     return variables
 
 
+def translator_variables(state: State, direction: str) -> dict[str, Any] | None:
+    """The Flax variables of the generator that translates in `direction` (AtoB | BtoA), or
+    None when the state has none (a converted checkpoint may hold one generator).
+
+    The moving average of its parameters when the state keeps one, else the parameters.
+    """
+    name = GENERATOR_OF[base.check_direction(direction)]
+    return _variables(state, name, state.get("ema") or state.get("params") or {})
+
+
 def make_translate(config: ml_collections.ConfigDict) -> Callable[[dict, jax.Array], jax.Array]:
-    """Returns `translate(generator_variables, images) -> images` (inference mode)."""
+    """Returns `translate(translator_variables, images) -> images` (inference mode)."""
     g = generators.make_generator(config.model.generator)
     return lambda variables, x: g.apply(variables, x, train=False)
 
 
-def make_discriminate(config: ml_collections.ConfigDict) -> Callable[[dict, jax.Array], jax.Array]:
-    """Returns `discriminate(discriminator_variables, images) -> logits` (inference mode),
-    packing the images for PacGAN (batches of at least `pack` images)."""
+def spatial_multiple(config: ml_collections.ConfigDict) -> int:
+    """The generator's stride: image sides must be multiples of it."""
+    return generators.make_generator(config.model.generator).stride
+
+
+def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
+    """The discriminators for evaluation: D_A judges AtoB's translations (it learnt domain B),
+    D_B judges BtoA's. PacGAN packs each image with the next m - 1 of its set, as in training.
+    """
     d = discriminators.make_discriminator(config.model.discriminator)
     m = pack_size(config)
-    return lambda variables, x: d.apply(variables, discriminators.pack(x, m), train=False)
+    apply = jax.jit(lambda variables, x: d.apply(variables, x, train=False))
+
+    def logits(variables: dict[str, Any], images: np.ndarray) -> np.ndarray:
+        packed = np.asarray(discriminators.pack(jnp.asarray(images), m))
+        return batching.apply_batched(functools.partial(apply, variables), packed)
+
+    try:
+        threshold, why = metrics.gan_threshold(config.loss.gan_mode), ""
+    except ValueError:
+        threshold = None
+        why = f"gan_mode {config.loss.gan_mode!r} has no real / fake decision threshold"
+    return base.Critic(
+        variables=lambda state, direction: _variables(state, DISCRIMINATOR_OF[direction]),
+        logits=logits,
+        threshold=threshold,
+        min_images=m,
+        no_threshold=why,
+    )
 
 
-def make_visuals(config: ml_collections.ConfigDict) -> Callable[[State, dict], dict]:
+def from_translators(config: ml_collections.ConfigDict, variables: dict[str, Any]) -> State:
+    """A translation-only state (no discriminators, optimizer states or pools: it cannot
+    resume training) holding the generators' variables given by direction."""
+    names = {GENERATOR_OF[base.check_direction(d)]: v for d, v in variables.items()}
+    return {
+        "step": np.zeros((), np.int32),
+        "params": {name: v["params"] for name, v in names.items()},
+        "batch_stats": {name: v["batch_stats"] for name, v in names.items() if "batch_stats" in v},
+    }
+
+
+def make_visuals(
+    config: ml_collections.ConfigDict, stage: base.Stage | None = None
+) -> Callable[[State, dict], dict]:
     """Returns `visuals(state, batch)`: real, fake and reconstructed images both ways."""
+    del stage
     translate = make_translate(config)
 
     def visuals(state: State, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
-        g_a, g_b = (generator_variables(state, d) for d in ("AtoB", "BtoA"))
+        g_a, g_b = (translator_variables(state, d) for d in ("AtoB", "BtoA"))
         fake_b, fake_a = translate(g_a, batch["a"]), translate(g_b, batch["b"])
         return {
             "AtoB": jnp.concatenate([batch["a"], fake_b, translate(g_b, fake_b)], axis=2),
@@ -392,3 +403,17 @@ def make_visuals(config: ml_collections.ConfigDict) -> Callable[[State, dict], d
         }
 
     return visuals
+
+
+METHOD = base.Method(
+    init_state=init_state,
+    make_train_step=make_train_step,
+    make_visuals=make_visuals,
+    make_translate=make_translate,
+    translator_variables=translator_variables,
+    check_config=check_config,
+    spatial_multiple=spatial_multiple,
+    make_critic=make_critic,
+    load_frozen=load_frozen,
+    from_translators=from_translators,
+)

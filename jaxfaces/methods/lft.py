@@ -34,10 +34,9 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxfaces import losses
-from jaxfaces.data import feature_store, preprocess
-from jaxfaces.methods import nst
-from jaxfaces.methods.cyclegan import lr_schedule
+from jaxfaces import batching, losses, optim
+from jaxfaces.data import feature_store, preprocess, sources
+from jaxfaces.methods import base, nst
 from jaxfaces.models import feature_translator
 from jaxfaces.models import vgg as vgg_lib
 from jaxfaces.models.layers import check_choice
@@ -109,11 +108,6 @@ def features(config: ml_collections.ConfigDict, vgg_params: Any, images: jax.Arr
     return net.apply({"params": vgg_params}, images, layers(config))
 
 
-def optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    """Adam, constant `optim.lr` then linear decay to 0 over `train.decay_steps`."""
-    return optax.adam(lr_schedule(config), b1=config.optim.b1, b2=config.optim.b2)
-
-
 def _feature_shapes(config: ml_collections.ConfigDict, size: int) -> dict[str, tuple]:
     shapes = vgg_lib.param_shapes(layers(config))
     x = jax.ShapeDtypeStruct((1, size, size, 3), jnp.float32)
@@ -138,7 +132,7 @@ def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
     return {
         "step": jnp.zeros((), jnp.int32),
         "params": params,
-        "opt": optimizer(config).init(params),
+        "opt": optim.adam(config).init(params),
         "frozen": {"vgg": vgg_zeros, "mean_a": mean, "mean_b": jnp.copy(mean)},
     }
 
@@ -201,9 +195,7 @@ def build_feature_store(
         for d, images in (("a", a), ("b", b)):
             x = preprocess.to_float(images[start:stop])
             out[d] = x
-            if len(x) < batch:  # Pad to one compiled shape.
-                x = np.concatenate([x, np.zeros((batch - len(x), *x.shape[1:]), x.dtype)])
-            feats = fn(params, jnp.asarray(x))
+            feats = fn(params, jnp.asarray(batching.pad_batch(x, batch)))  # One shape.
             out.update({f"{d}/{k}": np.asarray(v)[: stop - start] for k, v in feats.items()})
         return out
 
@@ -228,6 +220,7 @@ def train_batches(
     config: ml_collections.ConfigDict,
     state: State,
     workdir: str | pathlib.Path,
+    stage: base.Stage | None = None,
     *,
     start_step: int = 0,
     process_index: int = 0,
@@ -239,11 +232,8 @@ def train_batches(
     The features are computed with the VGG19 in `state` (the one checkpointed), once, into
     memory or `lft.cache_dir` (default WORKDIR/feature_cache).
     """
-    batch = int(config.data.batch_size)
-    if batch % num_devices or batch % process_count:
-        raise ValueError(
-            f"config.data.batch_size ({batch}) must divide by the device count ({num_devices})"
-        )
+    del stage
+    batch = sources.check_batch(config.data, process_index, process_count, num_devices)
     vgg = jax.tree.map(lambda x: np.asarray(x.addressable_data(0)), state["frozen"]["vgg"])
     cache_dir = config.lft.cache_dir or pathlib.Path(workdir) / "feature_cache"
     store = build_feature_store(config, vgg, cache_dir)
@@ -272,10 +262,13 @@ def feature_losses(
     return {"style": style, "content": content, "total": total}
 
 
-def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict], tuple]:
+def make_train_step(
+    config: ml_collections.ConfigDict, stage: base.Stage | None = None
+) -> Callable[[State, dict], tuple]:
     """Returns the pure `train_step(state, batch) -> (state, metrics)` on feature batches."""
+    del stage
     check_config(config)
-    net, tx, schedule = translator(config), optimizer(config), lr_schedule(config)
+    net, tx, schedule = translator(config), optim.adam(config), optim.lr_schedule(config)
     names, trained = layers(config), directions(config)
 
     def train_step(state: State, batch: dict[str, jax.Array]) -> tuple[State, dict]:
@@ -303,15 +296,11 @@ def make_train_step(config: ml_collections.ConfigDict) -> Callable[[State, dict]
 # --------------------------------------------------------------------------- translation
 
 
-def generator_variables(state: State, direction: str) -> dict[str, Any]:
+def translator_variables(state: State, direction: str) -> dict[str, Any] | None:
     """What `make_translate`'s function needs for `direction`: the translator's parameters,
-    the VGG19 weights and the target domain's mean training image."""
-    if direction not in DOMAINS:
-        raise ValueError(f"unknown direction {direction!r}; valid: {', '.join(DOMAINS)}")
-    if direction not in state["params"]:
-        raise ValueError(
-            f"this checkpoint has no {direction} translator; it has: {list(state['params'])}"
-        )
+    the VGG19 weights and the target domain's mean training image (None if not trained)."""
+    if base.check_direction(direction) not in state["params"]:
+        return None
     dst = DOMAINS[direction][1]
     frozen = state["frozen"]
     return {
@@ -366,16 +355,19 @@ def make_translate(config: ml_collections.ConfigDict) -> Callable[[dict, jax.Arr
     return translate
 
 
-def make_visuals(config: ml_collections.ConfigDict) -> Callable[[State, dict], dict]:
+def make_visuals(
+    config: ml_collections.ConfigDict, stage: base.Stage | None = None
+) -> Callable[[State, dict], dict]:
     """Returns `visuals(state, batch)`: source | translation | true counterpart, per direction
     trained, for the batch's first 4 pairs (one synthesis for all directions)."""
+    del stage
 
     def visuals(state: State, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
         trained = directions(config)
         sources, targets, inits = [], [], []
         for d in trained:
             x = batch[DOMAINS[d][0]][:4]
-            variables = generator_variables(state, d)
+            variables = translator_variables(state, d)
             sources.append(x)
             targets.append(translated_targets(config, variables, x))
             inits.append(initial_images(config, variables, x))
@@ -389,3 +381,23 @@ def make_visuals(config: ml_collections.ConfigDict) -> Callable[[State, dict], d
         return out
 
     return visuals
+
+
+def spatial_multiple(config: ml_collections.ConfigDict) -> int:
+    """Images are translated at sides rounded to multiples of 4, as the CycleGAN's (the
+    synthesis itself works at any size; 4 keeps translate.py's sizes as they were)."""
+    del config
+    return 4
+
+
+METHOD = base.Method(
+    init_state=init_state,
+    make_train_step=make_train_step,
+    make_visuals=make_visuals,
+    make_translate=make_translate,
+    translator_variables=translator_variables,
+    check_config=check_config,
+    spatial_multiple=spatial_multiple,
+    load_frozen=load_frozen,
+    train_batches=train_batches,
+)

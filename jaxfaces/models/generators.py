@@ -5,7 +5,7 @@ Parameter paths follow the architecture (`conv_in`, `down_0`, `res_3/conv_1`, `u
 """
 
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
@@ -77,9 +77,10 @@ class ResnetGenerator(nn.Module):
     c7s1-ngf, two stride-2 convolutions (d2ngf, d4ngf), `n_blocks` residual blocks, two x2
     upsamplings (u2ngf, u ngf), c7s1-3 and tanh. With ngf=64, 9 blocks and instance norm it
     has 11,378,179 parameters, as the reference. Input and output are NHWC in [-1, 1]; H and
-    W must be multiples of 4.
+    W must be multiples of 4 (`stride`).
     """
 
+    stride: ClassVar[int] = 4  # Input sides must be multiples of this.
     ngf: int = 64
     n_blocks: int = 9
     norm: str = "instance"
@@ -92,8 +93,10 @@ class ResnetGenerator(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
         h, w = x.shape[1:3]
-        if h % 4 or w % 4:
-            raise ValueError(f"ResnetGenerator needs H and W divisible by 4, got {h}x{w}")
+        if h % self.stride or w % self.stride:
+            raise ValueError(
+                f"ResnetGenerator needs H and W divisible by {self.stride}, got {h}x{w}"
+            )
         block = functools.partial(
             ConvNormReLU, norm=self.norm, padding=self.padding, dtype=self.dtype
         )

@@ -8,6 +8,7 @@ uninterrupted one. SIGINT / SIGTERM save a checkpoint before exiting.
 import pathlib
 import signal
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jax
@@ -18,9 +19,9 @@ from jax.experimental import multihost_utils
 
 from jaxfaces import data as data_lib
 from jaxfaces import rng as rngs
-from jaxfaces.data import synthetic
+from jaxfaces.data import sources, synthetic
 from jaxfaces.methods import get_method
-from jaxfaces.training import checkpoint, evaluate, sharding
+from jaxfaces.training import checkpoint, eval_schedule, sharding
 from jaxfaces.training.progress import Progress, format_duration
 
 
@@ -118,20 +119,41 @@ def _image_grid(images: np.ndarray, max_rows: int = 4) -> np.ndarray:
     return data_lib.to_uint8(np.concatenate(list(rows), axis=0))[None]
 
 
+def _stream(method, config, state, workdir, stage, start_step, where) -> Iterator[dict]:
+    """The stage's batches: the method's own stream, or the image stream from `start_step`."""
+    if method.train_batches is not None:
+        batches = method.train_batches(
+            config, state, workdir, stage, start_step=start_step, **where
+        )
+        if batches is not None:
+            return batches
+    return data_lib.train_iterator(config.data, seed=config.seed, start_step=start_step, **where)
+
+
 def train(
     config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_after: int | None = None
 ) -> dict[str, Any]:
     """Trains `config.method` in `workdir` (resuming if it holds checkpoints).
 
-    `stop_after` ends this invocation after that many steps, as a Ctrl-C would (a checkpoint
-    is saved; the same call resumes). Returns {"state" (numpy), "step", "stopped", "eval"}.
+    The method's stages run in order, each with its own compiled step; the step count is
+    global, so a run resumes inside any stage. `stop_after` ends this invocation after that
+    many steps, as a Ctrl-C would (a checkpoint is saved; the same call resumes). Returns
+    {"state" (numpy), "step", "stopped", "eval"}.
     """
     workdir = pathlib.Path(workdir).expanduser().resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     enable_compilation_cache(workdir)
     method = get_method(config.method)
+    method.check_config(config)
+    stages = method.stages(config)
+    num_steps = stages[-1].stop
     mesh = sharding.make_mesh()
-    sharding.check_batch(config.data.batch_size, mesh)
+    where = dict(
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+        num_devices=jax.device_count(),
+    )
+    sources.check_batch(config.data, **where)
     prepare_data(config)
     is_main = jax.process_index() == 0
 
@@ -144,76 +166,77 @@ def train(
     if start:
         state = checkpoint.restore_state(mngr, start, state)
         print(f"Resumed from {workdir / 'checkpoints'} at step {start}", flush=True)
-    elif hasattr(method, "load_frozen"):  # Pretrained parts (VGG19) of a fresh state.
+    elif method.load_frozen is not None:  # Pretrained parts (VGG19) of a fresh state.
         state = jax.device_put(method.load_frozen(config, state), sharding.replicated(mesh))
-    num_steps = config.train.num_steps
 
-    where = dict(
-        start_step=start,
-        process_index=jax.process_index(),
-        process_count=jax.process_count(),
-        num_devices=jax.device_count(),
-    )
-    if hasattr(method, "train_batches"):  # The method's own stream (LFT: cached features).
-        batches = method.train_batches(config, state, workdir, **where)
-    else:
-        batches = data_lib.train_iterator(config.data, seed=config.seed, **where)
-    step_fn = jax.jit(
-        method.make_train_step(config),
-        in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
-        out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-        donate_argnums=0,
-    )
-    visuals = jax.jit(method.make_visuals(config))
     writer = metric_writers.create_default_writer(
         workdir / "tensorboard", just_logging=not is_main, asynchronous=False
     )
     if start == 0:
         writer.write_hparams(_flatten(config.to_dict()))
     progress = Progress(start, num_steps)
-    evals = evaluate.TrainingEvaluations(config, workdir, writer)
+    evals = eval_schedule.TrainingEvaluations(config, workdir, writer)
     if start < num_steps:
         print(
             f"Training {config.method} for {num_steps - start} steps on "
             f"{jax.device_count()} {jax.devices()[0].platform} device(s) in {workdir}",
             flush=True,
         )
-    t0 = time.perf_counter()
     step = start
     metrics = None
     profiler = StepProfiler(config.train.get("profile", 0), workdir / "profile", start)
     with StopRequested() as stop:
-        while step < num_steps and stop.signal is None:
-            batch = sharding.global_batch(next(batches), mesh)
-            profiler.before_step(step)
-            state, metrics = step_fn(state, batch)
-            step += 1
-            profiler.after_step(step, metrics)
-            if step == start + 1:
-                jax.block_until_ready(metrics)
-                progress.restart(step)
+        for stage in stages:
+            if step >= stage.stop or stop.signal is not None:
+                continue
+            if len(stages) > 1:
                 print(
-                    f"First step (with compilation) took "
-                    f"{format_duration(time.perf_counter() - t0)}",
+                    f"Stage {stage.index + 1}/{len(stages)} ({stage.name}): "
+                    f"steps {step + 1}-{stage.stop}",
                     flush=True,
                 )
-            if step % config.train.log_every == 0 or step == num_steps:
-                scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                line = progress.line(step, scalars)
-                scalars["steps_per_sec"] = progress.steps_per_sec
-                writer.write_scalars(step, scalars)
-                if is_main:
-                    print(line, flush=True)
-            if step % config.train.log_images_every == 0 or step == num_steps:
-                images = jax.device_get(visuals(state, batch))
-                writer.write_images(step, {k: _image_grid(v) for k, v in images.items()})
-            if is_main and evals.due(step):
-                evals.periodic(sharding.to_host(state), step)
-                progress.restart(step)  # The evaluation's time is not training time.
-            if stop_after is not None and step - start >= stop_after:
-                stop.signal = signal.SIGINT
-            if step % config.train.ckpt_every == 0 or step == num_steps or stop.signal:
-                checkpoint.save(mngr, step, state, config)
+            batches = _stream(method, config, state, workdir, stage, step, where)
+            step_fn = jax.jit(
+                method.make_train_step(config, stage),
+                in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+                out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+                donate_argnums=0,
+            )
+            visuals = jax.jit(method.make_visuals(config, stage))
+            first, t0 = step + 1, time.perf_counter()
+            while step < stage.stop and stop.signal is None:
+                batch = sharding.global_batch(next(batches), mesh)
+                profiler.before_step(step)
+                state, metrics = step_fn(state, batch)
+                step += 1
+                profiler.after_step(step, metrics)
+                if step == first:
+                    jax.block_until_ready(metrics)
+                    progress.restart(step)
+                    print(
+                        f"First step (with compilation) took "
+                        f"{format_duration(time.perf_counter() - t0)}",
+                        flush=True,
+                    )
+                if step % config.train.log_every == 0 or step == num_steps:
+                    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    line = progress.line(step, scalars)
+                    scalars["steps_per_sec"] = progress.steps_per_sec
+                    writer.write_scalars(step, scalars)
+                    if is_main:
+                        print(line, flush=True)
+                if step % config.train.log_images_every == 0 or step == num_steps:
+                    images = jax.device_get(visuals(state, batch))
+                    writer.write_images(step, {k: _image_grid(v) for k, v in images.items()})
+                if is_main and evals.due(step):
+                    evals.periodic(sharding.to_host(state), step)
+                    progress.restart(step)  # The evaluation's time is not training time.
+                if stop_after is not None and step - start >= stop_after:
+                    stop.signal = signal.SIGINT
+                if step % config.train.ckpt_every == 0 or step == stage.stop or stop.signal:
+                    checkpoint.save(mngr, step, state, config)
+            if hasattr(batches, "close"):
+                batches.close()
     profiler.stop(metrics)
     mngr.wait_until_finished()
     mngr.close()

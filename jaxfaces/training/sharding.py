@@ -25,16 +25,6 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec("data"))
 
 
-def check_batch(global_batch: int, mesh: Mesh) -> None:
-    """Raises ValueError unless the global batch divides by the device count."""
-    n = mesh.devices.size
-    if global_batch % n:
-        raise ValueError(
-            f"config.data.batch_size ({global_batch}) must be divisible by the number of "
-            f"devices ({n}); use a multiple of {n}"
-        )
-
-
 def global_batch(local: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Assembles each process's slice of the batch into one array sharded over the mesh."""
     sharding = batch_sharded(mesh)
