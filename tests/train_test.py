@@ -153,3 +153,24 @@ def test_misspelt_config_field_is_an_error_naming_it(tmp_path):
         "train.py", "--config=configs/test.py", f"--workdir={tmp_path}", "--config.data.sizee=16"
     )
     assert r.returncode != 0 and "sizee" in r.stderr
+
+
+def test_non_finite_loss_stops_training_and_saves_nothing_non_finite(config, tmp_path):
+    """NaN images at step 5 (the loop's test hook): the log at step 6 stops the run with the
+    step and the terms named; the checkpoint of step 3 stays the newest, and is finite."""
+    c = config.copy_and_resolve_references()
+    c.train.debug_nan_at_step = 5
+    c.train.eval_every = 0
+    with pytest.raises(loop.NonFiniteError, match=r"non-finite loss/.* at step 6") as e:
+        loop.train(c, tmp_path)
+    assert "newest checkpoint, step 3, is kept" in str(e.value)
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()) == [3]
+    _, state, step = checkpoint.load(tmp_path)
+    assert step == 3
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(state) if x.dtype.kind == "f")
+
+    # Caught before a checkpoint that is not a log step: nothing is saved at all.
+    c.train.debug_nan_at_step, c.train.log_every = 3, 5
+    with pytest.raises(loop.NonFiniteError, match=r"at step 3 .*no checkpoint yet"):
+        loop.train(c, tmp_path / "second")
+    assert not list((tmp_path / "second" / "checkpoints").iterdir())

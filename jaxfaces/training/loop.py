@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from clu import metric_writers
@@ -119,6 +120,37 @@ def _image_grid(images: np.ndarray, max_rows: int = 4) -> np.ndarray:
     return data_lib.to_uint8(np.concatenate(list(rows), axis=0))[None]
 
 
+class NonFiniteError(ValueError):
+    """A loss or the state became NaN or infinite; nothing non-finite was saved."""
+
+
+@jax.jit
+def _all_finite(state: Any) -> jax.Array:
+    """Whether every floating-point value of the state is finite (one scalar)."""
+    leaves = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+
+
+def check_finite(metrics: dict[str, Any], step: int, mngr: Any, state_finite: Any = True) -> None:
+    """Raises NonFiniteError naming the step and the term when a metric (or the state) is
+    NaN or infinite; the newest checkpoint, all finite, is named as the one kept.
+
+    Called with the metrics the loop fetches at each log interval and before every
+    checkpoint, so a diverged run stops without a host round-trip per step.
+    """
+    bad = [k for k, v in metrics.items() if not np.all(np.isfinite(np.asarray(v)))]
+    if not bad and bool(state_finite):
+        return
+    what = ", ".join(bad) if bad else "the state's parameters (the losses are finite)"
+    kept = mngr.latest_step()
+    raise NonFiniteError(
+        f"non-finite {what} at step {step} (first seen at this check, every "
+        "train.log_every steps and before each checkpoint); training stopped, nothing saved; "
+        + (f"the newest checkpoint, step {kept}, is kept" if kept else "no checkpoint yet")
+        + " (lower optim.lr, or check the data)"
+    )
+
+
 def _stream(method, config, state, workdir, stage, start_step, where) -> Iterator[dict]:
     """The stage's batches: the method's own stream, or the image stream from `start_step`."""
     if method.train_batches is not None:
@@ -184,59 +216,69 @@ def train(
         )
     step = start
     metrics = None
+    nan_at = int(config.train.get("debug_nan_at_step", 0))
     profiler = StepProfiler(config.train.get("profile", 0), workdir / "profile", start)
-    with StopRequested() as stop:
-        for stage in stages:
-            if step >= stage.stop or stop.signal is not None:
-                continue
-            if len(stages) > 1:
-                print(
-                    f"Stage {stage.index + 1}/{len(stages)} ({stage.name}): "
-                    f"steps {step + 1}-{stage.stop}",
-                    flush=True,
-                )
-            batches = _stream(method, config, state, workdir, stage, step, where)
-            step_fn = jax.jit(
-                method.make_train_step(config, stage),
-                in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
-                out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-                donate_argnums=0,
-            )
-            visuals = jax.jit(method.make_visuals(config, stage))
-            first, t0 = step + 1, time.perf_counter()
-            while step < stage.stop and stop.signal is None:
-                batch = sharding.global_batch(next(batches), mesh)
-                profiler.before_step(step)
-                state, metrics = step_fn(state, batch)
-                step += 1
-                profiler.after_step(step, metrics)
-                if step == first:
-                    jax.block_until_ready(metrics)
-                    progress.restart(step)
+    try:
+        with StopRequested() as stop:
+            for stage in stages:
+                if step >= stage.stop or stop.signal is not None:
+                    continue
+                if len(stages) > 1:
                     print(
-                        f"First step (with compilation) took "
-                        f"{format_duration(time.perf_counter() - t0)}",
+                        f"Stage {stage.index + 1}/{len(stages)} ({stage.name}): "
+                        f"steps {step + 1}-{stage.stop}",
                         flush=True,
                     )
-                if step % config.train.log_every == 0 or step == num_steps:
-                    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    line = progress.line(step, scalars)
-                    scalars["steps_per_sec"] = progress.steps_per_sec
-                    writer.write_scalars(step, scalars)
-                    if is_main:
-                        print(line, flush=True)
-                if step % config.train.log_images_every == 0 or step == num_steps:
-                    images = jax.device_get(visuals(state, batch))
-                    writer.write_images(step, {k: _image_grid(v) for k, v in images.items()})
-                if is_main and evals.due(step):
-                    evals.periodic(sharding.to_host(state), step)
-                    progress.restart(step)  # The evaluation's time is not training time.
-                if stop_after is not None and step - start >= stop_after:
-                    stop.signal = signal.SIGINT
-                if step % config.train.ckpt_every == 0 or step == stage.stop or stop.signal:
-                    checkpoint.save(mngr, step, state, config)
-            if hasattr(batches, "close"):
-                batches.close()
+                batches = _stream(method, config, state, workdir, stage, step, where)
+                step_fn = jax.jit(
+                    method.make_train_step(config, stage),
+                    in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
+                    out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
+                    donate_argnums=0,
+                )
+                visuals = jax.jit(method.make_visuals(config, stage))
+                first, t0 = step + 1, time.perf_counter()
+                while step < stage.stop and stop.signal is None:
+                    batch = sharding.global_batch(next(batches), mesh)
+                    if step + 1 == nan_at:  # Test hook: NaN images make every loss NaN.
+                        batch = jax.tree.map(lambda x: x * np.float32("nan"), batch)
+                    profiler.before_step(step)
+                    state, metrics = step_fn(state, batch)
+                    step += 1
+                    profiler.after_step(step, metrics)
+                    if step == first:
+                        jax.block_until_ready(metrics)
+                        progress.restart(step)
+                        print(
+                            f"First step (with compilation) took "
+                            f"{format_duration(time.perf_counter() - t0)}",
+                            flush=True,
+                        )
+                    if step % config.train.log_every == 0 or step == num_steps:
+                        scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                        check_finite(scalars, step, mngr)
+                        line = progress.line(step, scalars)
+                        scalars["steps_per_sec"] = progress.steps_per_sec
+                        writer.write_scalars(step, scalars)
+                        if is_main:
+                            print(line, flush=True)
+                    if step % config.train.log_images_every == 0 or step == num_steps:
+                        images = jax.device_get(visuals(state, batch))
+                        writer.write_images(step, {k: _image_grid(v) for k, v in images.items()})
+                    if is_main and evals.due(step):
+                        evals.periodic(sharding.to_host(state), step)
+                        progress.restart(step)  # The evaluation's time is not training time.
+                    if stop_after is not None and step - start >= stop_after:
+                        stop.signal = signal.SIGINT
+                    if step % config.train.ckpt_every == 0 or step == stage.stop or stop.signal:
+                        check_finite(jax.device_get(metrics), step, mngr, _all_finite(state))
+                        checkpoint.save(mngr, step, state, config)
+                if hasattr(batches, "close"):
+                    batches.close()
+    except NonFiniteError:  # The checkpoints already being written are all finite: finish them.
+        mngr.wait_until_finished()
+        mngr.close()
+        raise
     profiler.stop(metrics)
     mngr.wait_until_finished()
     mngr.close()
