@@ -77,9 +77,7 @@ def expand_inputs(spec: str) -> list[pathlib.Path]:
     return files
 
 
-def working_size(
-    height: int, width: int, size: int | None, multiple: int = 4
-) -> tuple[int, int]:
+def working_size(height: int, width: int, size: int | None, multiple: int = 4) -> tuple[int, int]:
     """The (H, W) to translate at: `size` x `size`, else the input's sides rounded to the
     nearest multiples of `multiple` (the translator's `spatial_multiple`)."""
     if size:
@@ -151,11 +149,10 @@ def _translate_files(
     def flush(hw: tuple[int, int]) -> None:
         group = pending.pop(hw)
         x = np.stack([data_lib.to_float(resize(image, *hw)) for _, _, image in group])
-        pad = len(group) < batch_size and hw in full
+        if hw in full:  # Padded to the full batch's compiled shape.
+            x = batching.pad_batch(x, batch_size)
         if len(group) == batch_size:
             full.add(hw)
-        if pad:
-            x = np.concatenate([x, np.zeros((batch_size - len(x), *x.shape[1:]), x.dtype)])
         ys = translator(x, batch_size)[: len(group)]
         for (i, path, image), y in zip(group, ys, strict=True):
             y = data_lib.to_uint8(y)

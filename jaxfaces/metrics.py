@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxfaces import losses
+from jaxfaces import batching, losses
 from jaxfaces.models import inception
 
 logger = logging.getLogger(__name__)
@@ -252,9 +252,7 @@ def _set_descriptors(
         batch = np.asarray(images[start : start + chunk], np.float32)
         ids = np.arange(start, start + chunk)
         valid = len(batch)
-        if valid < chunk:  # Pad the last chunk so it reuses the compiled program.
-            pad = np.zeros((chunk - valid, *batch.shape[1:]), batch.dtype)
-            batch = np.concatenate([batch, pad])
+        batch = batching.pad_batch(batch, chunk)  # The last chunk reuses the program.
         desc = _descriptors(batch, ids, key, num_levels, patch_size, per_image)
         parts.append([np.asarray(d[: valid * per_image]) for d in desc])
     return [np.concatenate(level) for level in zip(*parts, strict=True)]
@@ -512,15 +510,8 @@ def inception_features(
         return np.zeros((0, inception.FEATURES), np.float32)
     apply = _inception_apply(resize)
     params = jax.device_put(params)  # Once, not with every batch.
-    batch_size = min(batch_size, len(images))
-    out = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]
-        valid = len(batch)
-        if valid < batch_size:
-            batch = np.concatenate([batch, np.zeros((batch_size - valid, *batch.shape[1:]))])
-        out.append(np.asarray(apply(params, jnp.asarray(batch, jnp.float32)))[:valid])
-    return np.concatenate(out)
+    fn = lambda x: apply(params, jnp.asarray(x, jnp.float32))  # noqa: E731
+    return batching.apply_batched(fn, images, batch_size)
 
 
 def fid_kid_or_none(
