@@ -30,7 +30,7 @@ class Translator:
         variables = method.translator_variables(state, base.check_direction(direction))
         if variables is None:
             have = [d for d in base.DIRECTIONS if method.translator_variables(state, d)]
-            raise ValueError(f"this checkpoint has no {direction} translator; it has: {have}")
+            raise ValueError(f"this checkpoint has no {direction} generator; it has: {have}")
         self.config, self.direction = config, direction
         self.multiple = int(method.spatial_multiple(config))
         # On the device once (an LFT checkpoint's variables hold the VGG19 weights).
