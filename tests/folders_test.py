@@ -138,3 +138,16 @@ def test_pair_by_stem_long_mismatch_is_shortened():
 def test_pair_by_stem_duplicate_stem_is_ambiguous():
     with pytest.raises(ValueError, match="ambiguous: 1"):
         folders.pair_by_stem(_paths(["1.jpg", "1.png"]), _paths(["1.jpg"]))
+
+
+def test_list_images_warns_about_entries_that_are_not_files(tmp_path, caplog):
+    _write(tmp_path / "a.png")
+    (tmp_path / "x.jpg").mkdir()
+    (tmp_path / "y.png").symlink_to(tmp_path / "missing.png")  # A broken link.
+    (tmp_path / "notes").mkdir()  # Not named like an image: no warning.
+    with caplog.at_level(logging.WARNING, logger="jaxfaces.data.folders"):
+        paths = folders.list_images(tmp_path)
+    assert [p.name for p in paths] == ["a.png"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"Skipping 2 entries named like images in {tmp_path} that are not files: x.jpg, y.png"
+    ]

@@ -220,3 +220,22 @@ def test_save_uint8_jpeg_and_gray(tmp_path):
 def test_save_rejects_bad_shape(tmp_path):
     with pytest.raises(ValueError):
         preprocess.save_image(tmp_path / "x.png", np.zeros((4, 4, 2), np.uint8))
+
+
+def test_read_refuses_more_pixels_than_pil_allows(tmp_path, monkeypatch):
+    Image.new("L", (20, 12), 5).save(tmp_path / "x.png")  # 240 pixels.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 200)  # PIL alone only warns up to 400.
+    with pytest.warns(Image.DecompressionBombWarning), pytest.raises(ValueError) as info:
+        preprocess.read_image(tmp_path / "x.png")
+    assert "x.png" in str(info.value) and "MAX_IMAGE_PIXELS = 200" in str(info.value)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", None)  # No limit, as in PIL.
+    assert (preprocess.read_image(tmp_path / "x.png") == 5).all()
+
+
+def test_read_folder_and_empty_file_say_so(tmp_path):
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(ValueError, match="d.png: it is a folder"):
+        preprocess.read_image(tmp_path / "d.png")
+    (tmp_path / "e.jpg").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"e.jpg: the file is empty \(0 bytes\)"):
+        preprocess.read_image(tmp_path / "e.jpg")

@@ -32,7 +32,9 @@ def list_images(folder: preprocess.PathLike) -> list[pathlib.Path]:
       folder: the folder.
 
     Returns:
-      The paths of files whose extension is one of IMAGE_EXTENSIONS (any case).
+      The paths of files whose extension is one of IMAGE_EXTENSIONS (any case). Entries with
+      such a name that are not files (a folder "x.png/", a pipe, a broken link) are left out
+      with one warning that counts and names them.
 
     Raises:
       FileNotFoundError: if the folder does not exist.
@@ -43,10 +45,19 @@ def list_images(folder: preprocess.PathLike) -> list[pathlib.Path]:
         raise FileNotFoundError(f"Image folder {folder} does not exist")
     if not folder.is_dir():
         raise ValueError(f"Image folder {folder} is not a folder")
-    paths = sorted(
-        (p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()),
-        key=lambda p: p.name,
-    )
+    paths, not_files = [], []
+    for p in sorted(folder.iterdir(), key=lambda p: p.name):
+        if p.suffix.lower() in IMAGE_EXTENSIONS:
+            (paths if p.is_file() else not_files).append(p)
+    if not_files:
+        logger.warning(
+            "Skipping %d entr%s named like images in %s that %s not files: %s",
+            len(not_files),
+            "y" if len(not_files) == 1 else "ies",
+            folder,
+            "is" if len(not_files) == 1 else "are",
+            _name_some([p.name for p in not_files]),
+        )
     if not paths:
         raise ValueError(
             f"Image folder {folder} holds no image files (extensions {', '.join(IMAGE_EXTENSIONS)})"
@@ -133,7 +144,8 @@ def scan_images(
 ) -> ScanResult:
     """Decodes every file fully, in parallel, to find the unreadable ones up front.
 
-    Unreadable files (corrupt, truncated, not images) are reported in ONE warning on the
+    Unreadable files (empty, truncated, corrupt, not images, over PIL's pixel limit, no read
+    permission, folders: see `preprocess.read_image`) are reported in ONE warning on the
     `jaxfaces.data.folders` logger that counts them and names the first few.
 
     Args:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import stat
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -61,12 +62,52 @@ def resize_to(img: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.uint8)
 
 
+def _check_file(path: pathlib.Path) -> None:
+    """Raises ValueError naming `path` unless it is a non-empty regular file.
+
+    Checked before PIL opens it: a folder or a pipe named like an image must not be opened
+    (a pipe would block forever), and an empty file deserves a plainer message than PIL's.
+    """
+    try:
+        info = path.stat()
+    except OSError as e:
+        raise ValueError(f"Cannot read image {path}: {type(e).__name__}: {e.strerror}") from e
+    if stat.S_ISDIR(info.st_mode):
+        raise ValueError(f"Cannot read image {path}: it is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ValueError(f"Cannot read image {path}: not a regular file (a pipe, socket or device)")
+    if info.st_size == 0:
+        raise ValueError(f"Cannot read image {path}: the file is empty (0 bytes)")
+
+
+def _check_pixels(image: Image.Image) -> None:
+    """Refuses images over `Image.MAX_IMAGE_PIXELS` before they are decoded.
+
+    PIL itself only warns (DecompressionBombWarning) between 1x and 2x the limit and raises
+    DecompressionBombError above 2x; here both are errors. Setting `Image.MAX_IMAGE_PIXELS`
+    to None lifts the limit, as in PIL.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    width, height = image.size
+    if limit is not None and width * height > limit:
+        raise Image.DecompressionBombError(
+            f"{width}x{height} = {width * height} pixels exceeds PIL's limit "
+            f"Image.MAX_IMAGE_PIXELS = {limit}: a possible decompression bomb, not decoded"
+        )
+
+
 def read_image(path: PathLike, size: int | None = None) -> np.ndarray:
     """Reads an image file as RGB.
 
     Any format PIL reads (JPEG, PNG, BMP, GIF, WebP, ...) and any mode (L, LA, RGBA, P, CMYK,
     16-bit I;16 / I, ...) become 8-bit RGB. Animated files give their first frame. The EXIF
     orientation, where present, is applied.
+
+    Every unreadable case is the one error type, ValueError, naming the file: missing, a
+    folder or pipe, empty, no read permission, not an image, truncated (PIL's default
+    `ImageFile.LOAD_TRUNCATED_IMAGES = False`, which jaxfaces never changes), corrupt, or
+    declaring more than `PIL.Image.MAX_IMAGE_PIXELS` pixels (a decompression bomb: refused
+    before decoding).
 
     Args:
       path: the image file.
@@ -77,11 +118,13 @@ def read_image(path: PathLike, size: int | None = None) -> np.ndarray:
       A uint8 array of shape (H, W, 3), or (size, size, 3).
 
     Raises:
-      ValueError: if the file is missing, truncated, corrupt or not an image; names the file.
+      ValueError: if the file cannot be read as an image (see above); names the file.
     """
     path = pathlib.Path(path)
+    _check_file(path)
     try:
         with Image.open(path) as image:
+            _check_pixels(image)
             image.load()  # Decodes the whole first frame: truncated data fails here.
             img = _to_rgb_array(ImageOps.exif_transpose(image))
     except Exception as e:  # PIL raises many types on malformed data (OSError, SyntaxError, ...).
