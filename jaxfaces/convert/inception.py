@@ -8,14 +8,13 @@ The `.pth` (from `models.inception.FID_WEIGHTS_URL`) is a state_dict of torchvis
 each `<module>.conv.weight` (OIHW -> HWIO), `<module>.bn.weight`, `.bias`, `.running_mean`,
 `.running_var` maps to `<module>/conv/kernel`, `<module>/bn/scale`, `bias`, `mean`, `var`.
 The 1008-way classifier (`fc.*`) is checked and dropped: FID uses the pool features.
-The result is written as Flax msgpack (no pickle), with `FILE.sha256` beside it. An existing
-FILE that jaxfaces has no record of writing is not replaced without --overwrite
-(`jaxfaces.outputs`).
+The result is written as Flax msgpack (no pickle), with `FILE.sha256` beside it
+(`models.weights.save`). An existing FILE that jaxfaces has no record of writing is not
+replaced without --overwrite (`jaxfaces.outputs`).
 """
 
 import argparse
 import functools
-import hashlib
 import os
 import pathlib
 from collections.abc import Mapping
@@ -23,11 +22,11 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization, traverse_util
+from flax import traverse_util
 
 from jaxfaces import outputs
 from jaxfaces.convert import pytorch_cyclegan
-from jaxfaces.models import inception
+from jaxfaces.models import inception, weights
 
 #: Keys of the file that carry nothing the features need, with their shapes.
 CLASSIFIER = {"fc.weight": (1008, inception.FEATURES), "fc.bias": (1008,)}
@@ -104,22 +103,9 @@ def convert(sd: Mapping[str, np.ndarray]) -> dict:
     return traverse_util.unflatten_dict(flat)
 
 
-def save(variables: dict, path: str | os.PathLike) -> tuple[pathlib.Path, str]:
-    """Writes `variables` as Flax msgpack and `PATH.sha256`; returns (path, hex digest)."""
-    path = pathlib.Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    blob = serialization.msgpack_serialize(variables)
-    digest = hashlib.sha256(blob).hexdigest()
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(blob)
-    os.replace(tmp, path)
-    inception.sha256_path(path).write_text(f"{digest}  {path.name}\n")
-    return path, digest
-
-
 def convert_file(pth: str | os.PathLike, out: str | os.PathLike) -> tuple[pathlib.Path, str]:
     """Reads the `.pth` (`torch.load(weights_only=True)`), converts it, writes `out`."""
-    return save(convert(pytorch_cyclegan.load_state_dict(pth)), out)
+    return weights.save(convert(pytorch_cyclegan.load_state_dict(pth)), out)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -143,10 +129,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> str:
     """Runs the `inception` subcommand; returns the report to print."""
     out = pathlib.Path(args.out).expanduser()
-    targets = [out, inception.sha256_path(out), out.with_name(out.name + ".tmp")]
-    with outputs.guard(out.parent, targets, [args.pth], args.overwrite, flag="--out"):
+    with outputs.guard(out.parent, weights.files(out), [args.pth], args.overwrite, flag="--out"):
         variables = convert(pytorch_cyclegan.load_state_dict(args.pth))
-        path, digest = save(variables, out)
+        path, digest = weights.save(variables, out)
     n = sum(np.size(v) for v in jax.tree.leaves(variables))
     lines = [f"wrote {path} ({n:,} values, SHA-256 {digest}) and {path.name}.sha256"]
     if path != inception.DEFAULT_PATH.expanduser():

@@ -5,9 +5,10 @@
 
 The `.pth` is https://download.pytorch.org/models/vgg19-dcbb9e9d.pth (keys `features.0.weight`
 ... `features.34.bias`, `classifier.*`); the classifier is dropped, kernels go OIHW -> HWIO.
-The result is msgpack (no pickle) with a `.sha256` beside it; without --out it goes to the
-default path that `jaxfaces.models.vgg.find_weights` searches last. An existing FILE that
-jaxfaces has no record of writing is not replaced without --overwrite (`jaxfaces.outputs`).
+The result is msgpack (no pickle) with a `.sha256` beside it (`models.weights.save`); without
+--out it goes to the default path that `jaxfaces.models.vgg.find_weights` searches last. An
+existing FILE that jaxfaces has no record of writing is not replaced without --overwrite
+(`jaxfaces.outputs`).
 """
 
 import argparse
@@ -18,7 +19,7 @@ import numpy as np
 
 from jaxfaces import outputs
 from jaxfaces.convert.pytorch_cyclegan import load_state_dict
-from jaxfaces.models import vgg
+from jaxfaces.models import vgg, weights
 
 
 def params_from_state_dict(sd: Mapping[str, np.ndarray]) -> dict:
@@ -87,9 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> str:
     """Converts and writes the weights; returns what was written."""
     out = pathlib.Path(args.out or vgg.default_path()).expanduser()
-    targets = [out.with_name(out.name + suffix) for suffix in ("", ".sha256", ".tmp")]
     inputs = [args.pth] if args.pth else []
-    with outputs.guard(out.parent, targets, inputs, args.overwrite, flag="--out"):
+    with outputs.guard(out.parent, weights.files(out), inputs, args.overwrite, flag="--out"):
         sd = torchvision_state_dict() if args.torchvision else load_state_dict(args.pth)
-        out = vgg.save_params(params_from_state_dict(sd), out)
-    return f"wrote VGG19 weights to {out} (sha256 {vgg.sha256(out)[:16]}...)"
+        out, digest = weights.save(params_from_state_dict(sd), out)
+    return f"wrote VGG19 weights to {out} (sha256 {digest[:16]}...)"

@@ -6,10 +6,10 @@ padding out of the count; a max pool in the last block's pool branch). Modules a
 as the PyTorch ones (`Mixed_5b/branch1x1/conv`), so the weights convert by name
 (`python -m jaxfaces.convert inception`, see docs/METRICS.md).
 
-`load_params` reads the converted weights; `weights_path` finds them.
+`load_params` reads the converted weights; `weights_path` finds them (both through
+`models.weights`, which VGG19 shares).
 """
 
-import hashlib
 import os
 import pathlib
 from typing import Any
@@ -17,7 +17,8 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from flax import serialization
+
+from jaxfaces.models import weights
 
 Dtype = Any
 
@@ -258,29 +259,28 @@ def weights_path(path: str | os.PathLike | None = None) -> pathlib.Path:
     """The converted FID Inception weights: `path`, else $JAXFACES_INCEPTION, else the cache.
 
     Raises:
-      FileNotFoundError: if the chosen file does not exist; the message says how to get it.
+      FileNotFoundError: if the chosen file does not exist; the message names every place
+        looked and how to get the file (`weights.find`).
     """
-    if path is not None:
-        chosen, source = pathlib.Path(path), "the path given"
-    elif os.environ.get(ENV_VAR):
-        chosen, source = pathlib.Path(os.environ[ENV_VAR]), f"${ENV_VAR}"
-    else:
-        chosen, source = DEFAULT_PATH, "the default path"
-    chosen = chosen.expanduser()
-    if not chosen.is_file():
-        raise FileNotFoundError(
-            f"no FID Inception weights at {chosen} ({source}). Download {FID_WEIGHTS_URL} "
-            f"and convert it (needs torch): python -m jaxfaces.convert inception --pth "
-            f"pt_inception-2015-12-05-6726825d.pth --out {chosen}; or set ${ENV_VAR} to a "
-            "converted file"
-        )
-    return chosen
+    return weights.find(
+        path,
+        name="FID Inception",
+        env_var=ENV_VAR,
+        default=DEFAULT_PATH,
+        given_as="evaluate.py --inception, or weights= / load_params(path)",
+        how_to=_convert_command,
+    )
 
 
-def sha256_path(path: str | os.PathLike) -> pathlib.Path:
-    """The checksum file written beside a converted weights file (`FILE.sha256`)."""
-    path = pathlib.Path(path)
-    return path.with_name(path.name + ".sha256")
+def _convert_command(out: pathlib.Path) -> str:
+    return (
+        f"download {FID_WEIGHTS_URL} and convert it (needs torch): python -m jaxfaces.convert "
+        f"inception --pth pt_inception-2015-12-05-6726825d.pth --out {out}"
+    )
+
+
+#: The checksum file written beside a converted weights file (`FILE.sha256`).
+sha256_path = weights.sha256_path
 
 
 def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -294,20 +294,7 @@ def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
       ValueError: if the file does not match its checksum or is not converted weights.
     """
     path = weights_path(path)
-    blob = path.read_bytes()
-    check = sha256_path(path)
-    if check.is_file():
-        want = check.read_text().split()[0]
-        got = hashlib.sha256(blob).hexdigest()
-        if got != want:
-            raise ValueError(
-                f"{path} has SHA-256 {got}, but {check} says {want}: the file is damaged or "
-                "was replaced; convert it again"
-            )
-    try:
-        variables = serialization.msgpack_restore(blob)
-    except Exception as e:  # msgpack raises several types on foreign or truncated files.
-        raise ValueError(f"{path} is not a converted Inception weights file ({e})") from e
+    variables = weights.load(path, kind="a converted Inception weights file")
     if not isinstance(variables, dict) or set(variables) != {"params", "batch_stats"}:
         raise ValueError(f"{path} is not a converted Inception weights file")
     return variables

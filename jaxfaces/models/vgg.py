@@ -8,10 +8,10 @@ block (1-5) and `l` the layer in it; only the layers asked for are returned, and
 the deepest of them is computed.
 
 Weights: `python -m jaxfaces.convert vgg19 --pth vgg19-dcbb9e9d.pth --out FILE` converts
-torchvision's ImageNet file once; `load_params()` reads the result, found by `find_weights()`.
+torchvision's ImageNet file once; `load_params()` reads the result, found by `find_weights()`
+(the file handling, shared with Inception, is `models.weights`).
 """
 
-import hashlib
 import os
 import pathlib
 import re
@@ -21,10 +21,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
-from flax import serialization
 
-from jaxfaces.models import fast_conv
+from jaxfaces.models import fast_conv, weights
 from jaxfaces.models.layers import Dtype, check_choice
+from jaxfaces.models.weights import sha256 as sha256  # Re-exported: the converter's digest.
 
 #: Output channels of each block's convolutions (configuration E: 2, 2, 4, 4, 4 layers).
 BLOCKS = ((64, 2), (128, 2), (256, 4), (512, 4), (512, 4))
@@ -124,8 +124,7 @@ TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 
 def default_path() -> pathlib.Path:
     """Where converted weights are looked for last: $XDG_CACHE_HOME/jaxfaces/vgg19.msgpack."""
-    cache = os.environ.get("XDG_CACHE_HOME") or pathlib.Path.home() / ".cache"
-    return pathlib.Path(cache) / "jaxfaces" / "vgg19.msgpack"
+    return weights.cache_path("vgg19.msgpack")
 
 
 def convert_command(out: str | os.PathLike | None = None) -> str:
@@ -141,41 +140,23 @@ def find_weights(path: str | os.PathLike | None = None) -> pathlib.Path:
     """The converted weight file: `path` if given, else $JAXFACES_VGG19, else default_path().
 
     Raises:
-      FileNotFoundError: naming the file looked for and the commands that make it.
+      FileNotFoundError: naming the file looked for, every place looked and the commands
+        that make it (`weights.find`).
     """
-    if path:
-        source, chosen = "given", pathlib.Path(path).expanduser()
-    elif os.environ.get(ENV_VAR):
-        source, chosen = f"${ENV_VAR}", pathlib.Path(os.environ[ENV_VAR]).expanduser()
-    else:
-        source, chosen = "default", default_path()
-    if not chosen.is_file():
-        raise FileNotFoundError(
-            f"VGG19 weights not found: {chosen} ({source} path; set config vgg.weights, "
-            f"${ENV_VAR} or use the default path). To make them, {convert_command(chosen)}"
-        )
-    return chosen
-
-
-def sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return weights.find(
+        path,
+        name="VGG19",
+        env_var=ENV_VAR,
+        default=default_path(),
+        given_as="config vgg.weights, or load_params(path)",
+        how_to=convert_command,
+    )
 
 
 def save_params(params: dict, path: str | os.PathLike) -> pathlib.Path:
     """Writes `params` as msgpack (no pickle) and its SHA-256 to `path` + ".sha256"."""
-    path = pathlib.Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
     host = jax.tree.map(lambda a: np.asarray(a, np.float32), params)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(serialization.msgpack_serialize(host))
-    tmp.replace(path)
-    path.with_name(path.name + ".sha256").write_text(f"{sha256(path)}  {path.name}\n")
-    return path
+    return weights.save(host, path)[0]
 
 
 def load_params(path: str | os.PathLike | None = None) -> dict:
@@ -188,15 +169,9 @@ def load_params(path: str | os.PathLike | None = None) -> dict:
       ValueError: a corrupt file, a checksum mismatch or missing layers.
     """
     path = find_weights(path)
-    digest_file = path.with_name(path.name + ".sha256")
-    if digest_file.is_file():
-        expected = digest_file.read_text().split()[0]
-        if sha256(path) != expected:
-            raise ValueError(f"{path}: SHA-256 differs from {digest_file}; convert it again")
-    try:
-        params = serialization.msgpack_restore(path.read_bytes())
-    except Exception as e:  # msgpack raises several types on corrupt input.
-        raise ValueError(f"{path} is not a converted VGG19 weight file ({e})") from e
+    params = weights.load(path, kind="a converted VGG19 weight file")
+    if not isinstance(params, dict):
+        raise ValueError(f"{path} is not a converted VGG19 weight file")
     missing = [name for name in CONV_LAYERS if name not in params]
     if missing:
         raise ValueError(f"{path} lacks VGG19 layers {missing}")
