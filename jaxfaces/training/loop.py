@@ -196,7 +196,7 @@ def train(
     mngr = checkpoint.manager(workdir / "checkpoints", keep=config.train.keep_checkpoints)
     start = mngr.latest_step() or 0
     if start:
-        state = checkpoint.restore_state(mngr, start, state)
+        state = checkpoint.restore_state(mngr, start, state, config)
         print(f"Resumed from {workdir / 'checkpoints'} at step {start}", flush=True)
     elif method.load_frozen is not None:  # Pretrained parts (VGG19) of a fresh state.
         state = jax.device_put(method.load_frozen(config, state), sharding.replicated(mesh))
@@ -276,12 +276,10 @@ def train(
                 if hasattr(batches, "close"):
                     batches.close()
     except NonFiniteError:  # The checkpoints already being written are all finite: finish them.
-        mngr.wait_until_finished()
-        mngr.close()
+        checkpoint.close(mngr)
         raise
     profiler.stop(metrics)
-    mngr.wait_until_finished()
-    mngr.close()
+    checkpoint.close(mngr)
     writer.flush()
     host_state = sharding.to_host(state)
     if stop.signal is not None:
