@@ -1,7 +1,8 @@
-"""Image-to-image generators: the reference CycleGAN ResNet generator.
+"""Image-to-image generators: the reference CycleGAN ResNet generator and pix2pix U-Net.
 
 Parameter paths follow the architecture (`conv_in`, `down_0`, `res_3/conv_1`, `up_1`,
-`conv_out`) so that `jaxfaces.convert.pytorch_cyclegan` maps PyTorch keys by a table.
+`conv_out`; the U-Net's `down_i/conv`, `up_i/norm`) so that `jaxfaces.convert` maps
+PyTorch keys by a table.
 """
 
 import functools
@@ -11,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxfaces.models import layers
+from jaxfaces.models import fast_conv, layers
 
 
 class ConvNormReLU(nn.Module):
@@ -118,11 +119,155 @@ class ResnetGenerator(nn.Module):
         return jnp.tanh(x.astype(jnp.float32))
 
 
+class ConvTranspose4x4(nn.Module):
+    """PyTorch `ConvTranspose2d(k=4, stride=2, padding=1)`: doubles H and W.
+
+    The kernel is stored as the equivalent direct convolution over the zero-dilated input
+    (HWIO, spatially flipped with respect to PyTorch's IOHW kernel): the converter maps
+    `w_torch[i, o, 3 - h, 3 - w] -> kernel[h, w, i, o]`. It runs as four 2x2 convolutions,
+    one per output phase (no multiplications by inserted zeros): with x padded by 1, output
+    row 2r + a reads padded rows r + a and r + a + 1 with kernel rows a and a + 2.
+    """
+
+    features: int
+    use_bias: bool = True
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.param("kernel", layers.conv_init, (4, 4, x.shape[-1], self.features))
+        n, h, w, _ = x.shape
+        xp = layers.pad(x.astype(self.dtype), 1, "zero")
+        k = kernel.astype(self.dtype)
+        rows = []
+        for a in range(2):
+            cols = []
+            for b in range(2):
+                phase = k[a::2, b::2]  # Taps (a, a + 2) x (b, b + 2).
+                cols.append(fast_conv.conv2d(xp[:, a : a + h + 1, b : b + w + 1], phase))
+            rows.append(jnp.stack(cols, axis=3))  # (N, H, W, 2 [b], O)
+        y = jnp.stack(rows, axis=2)  # (N, H, 2 [a], W, 2 [b], O)
+        y = y.reshape(n, 2 * h, 2 * w, self.features)
+        if self.use_bias:
+            y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
+        return y
+
+
+class UnetDown(nn.Module):
+    """A U-Net level's way down: [LeakyReLU 0.2], 4x4 stride-2 conv, [norm]."""
+
+    features: int
+    activation: bool = True
+    normalise: bool = True
+    norm: str = "batch"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+        if self.activation:
+            x = layers.leaky_relu(x)
+        bias = layers.uses_bias(self.norm)
+        x = layers.PaddedConv(self.features, 4, 2, 1, "zero", bias, self.dtype, name="conv")(x)
+        if self.normalise:
+            x = layers.Norm(self.norm, name="norm")(x, train)
+        return x
+
+
+class UnetUp(nn.Module):
+    """A U-Net level's way up: ReLU, 4x4 stride-2 transposed conv, [norm], [dropout 0.5]."""
+
+    features: int
+    outermost: bool = False
+    dropout: bool = False
+    norm: str = "batch"
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+        bias = self.outermost or layers.uses_bias(self.norm)
+        x = ConvTranspose4x4(self.features, bias, self.dtype, name="conv")(nn.relu(x))
+        if self.outermost:
+            return x
+        x = layers.Norm(self.norm, name="norm")(x, train)
+        if self.dropout:
+            x = nn.Dropout(0.5, deterministic=not train)(x)
+        return x
+
+
+class UnetGenerator(nn.Module):
+    """The pix2pix U-Net (the reference `UnetGenerator`, Isola et al. 2017).
+
+    `num_downs` 4x4 stride-2 convolutions (filters ngf, 2 ngf, 4 ngf, then 8 ngf), each but
+    the first after a LeakyReLU 0.2 and each but the first and last followed by a norm; then
+    as many 4x4 stride-2 transposed convolutions back up, each after a ReLU, each but the last
+    followed by a norm and concatenated after the skip connection of its level ([skip, up],
+    the reference's channel order); tanh at the end. With `dropout` the `num_downs - 5`
+    8-ngf levels above the innermost drop half their up-path activations (in training mode).
+    unet_256 (8 downs) with ngf 64, batch norm and dropout has 54,413,955 parameters, unet_128
+    (7) 41,828,995, as the reference. H and W must be multiples of 2**num_downs (`stride`).
+
+    Parameter paths: `down_i/conv`, `down_i/norm` and `up_i/conv`, `up_i/norm` for level i
+    (0 outermost, num_downs - 1 innermost).
+    """
+
+    ngf: int = 64
+    num_downs: int = 8
+    norm: str = "batch"
+    dropout: bool = True
+    out_channels: int = 3
+    dtype: Any = jnp.float32
+
+    @property
+    def stride(self) -> int:
+        """Input sides must be multiples of this: 2**num_downs."""
+        return 2**self.num_downs
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+        n = self.num_downs
+        if n < 5:
+            raise ValueError(f"the U-Net needs num_downs >= 5 (as the reference), got {n}")
+        h, w = x.shape[1:3]
+        if h % self.stride or w % self.stride:
+            raise ValueError(
+                f"UnetGenerator with {n} downsamplings needs H and W divisible by "
+                f"{self.stride}, got {h}x{w}"
+            )
+        width = [self.ngf * min(2**i, 8) for i in range(n)]  # Filters of level i's down conv.
+        skips = []
+        y = x.astype(self.dtype)
+        for i in range(n):
+            y = UnetDown(
+                width[i],
+                activation=i > 0,
+                normalise=0 < i < n - 1,  # Neither the outermost nor the innermost.
+                norm=self.norm,
+                dtype=self.dtype,
+                name=f"down_{i}",
+            )(y, train)
+            skips.append(y)
+        for i in reversed(range(1, n)):
+            y = UnetUp(
+                width[i - 1],
+                dropout=self.dropout and 4 <= i <= n - 2,  # The 8-ngf levels in between.
+                norm=self.norm,
+                dtype=self.dtype,
+                name=f"up_{i}",
+            )(y, train)
+            y = jnp.concatenate([skips[i - 1], y], axis=-1)
+        y = UnetUp(self.out_channels, outermost=True, dtype=self.dtype, name="up_0")(y, train)
+        return jnp.tanh(y.astype(jnp.float32))
+
+
 GENERATORS = {
     "resnet": ResnetGenerator,
     "resnet_6blocks": functools.partial(ResnetGenerator, n_blocks=6),
     "resnet_9blocks": functools.partial(ResnetGenerator, n_blocks=9),
+    "unet": UnetGenerator,
+    "unet_128": functools.partial(UnetGenerator, num_downs=7),
+    "unet_256": functools.partial(UnetGenerator, num_downs=8),
 }
+UNETS = ("unet", "unet_128", "unet_256")
 
 
 def make_generator(cfg: Any, dtype: Any = jnp.float32) -> nn.Module:
@@ -132,6 +277,8 @@ def make_generator(cfg: Any, dtype: Any = jnp.float32) -> nn.Module:
         raise ValueError(
             f"unknown config.model.generator.name {name!r}; valid: {', '.join(GENERATORS)}"
         )
+    if name in UNETS:
+        return _make_unet(cfg, name, dtype)
     kwargs = dict(
         ngf=cfg["ngf"],
         norm=cfg["norm"],
@@ -148,4 +295,18 @@ def make_generator(cfg: Any, dtype: Any = jnp.float32) -> nn.Module:
         ("padding", layers.PADDINGS),
     ):
         layers.check_choice(f"config.model.generator.{key}", kwargs[key], choices)
+    return GENERATORS[name](**kwargs)
+
+
+def _make_unet(cfg: Any, name: str, dtype: Any) -> nn.Module:
+    """A U-Net from `config.model.generator` (ngf, norm, dropout; num_downs for "unet")."""
+    layers.check_choice("config.model.generator.norm", cfg["norm"], layers.NORMS)
+    kwargs = dict(ngf=cfg["ngf"], norm=cfg["norm"], dropout=cfg.get("dropout", True), dtype=dtype)
+    if name == "unet":
+        num_downs = cfg.get("num_downs")
+        if not isinstance(num_downs, int) or num_downs < 5:
+            raise ValueError(
+                f"config.model.generator.num_downs must be an integer >= 5, got {num_downs!r}"
+            )
+        kwargs["num_downs"] = num_downs
     return GENERATORS[name](**kwargs)
