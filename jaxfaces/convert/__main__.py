@@ -16,10 +16,11 @@ import argparse
 import sys
 import types
 
-from jaxfaces.convert import inception, pytorch_cyclegan, vgg19
+from jaxfaces.convert import inception, pytorch_cyclegan, pytorch_pix2pix, vgg19
 
 COMMANDS: dict[str, tuple[types.ModuleType, str]] = {
     "cyclegan": (pytorch_cyclegan, "reference CycleGAN ResNet generators -> a checkpoint"),
+    "pix2pix": (pytorch_pix2pix, "reference pix2pix U-Net generators -> a checkpoint"),
     "vgg19": (vgg19, "torchvision's ImageNet VGG19 -> the VGG19 weight file"),
     "inception": (inception, "pytorch-fid's FID InceptionV3 -> the FID/KID weight file"),
 }

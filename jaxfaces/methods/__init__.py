@@ -18,6 +18,7 @@ from jaxfaces.methods.base import Method
 BUILTIN = {
     "cyclegan": "jaxfaces.methods.cyclegan:METHOD",
     "lft": "jaxfaces.methods.lft:METHOD",
+    "pix2pix": "jaxfaces.methods.pix2pix:METHOD",
 }
 _REGISTRY: dict[str, Method] = {}
 
