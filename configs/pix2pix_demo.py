@@ -9,7 +9,8 @@ translations against the identity baseline (input vs truth). Another data set in
 layout: `--config.data.root=DIR --config.data.synthetic.enabled=False`; folders:
 `--config.data.root= --config.data.a=... --config.data.b=... --config.data.test_a=...
 --config.data.test_b=...` (plus data.truth_a2b / truth_b2a); images of another size are
-resized to 32 px.
+resized to 32 px. Measured (800 steps, about a minute on 2 shared cores): L1 to the true
+translations 0.34x the identity baseline's both ways (AtoB 0.339x, BtoA 0.337x).
 """
 
 import ml_collections
