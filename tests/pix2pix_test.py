@@ -146,6 +146,21 @@ def test_unet_matches_reference(tmp_path, norm, num_downs, dropout):
     np.testing.assert_allclose(np.asarray(out2), torch_forward(g, x2), atol=TOL, rtol=0)
 
 
+@pytest.mark.slow
+def test_full_size_unet_256_matches_reference(tmp_path):
+    torch.manual_seed(11)
+    g = torch_pix2pix.UnetGenerator(3, 3, 8, 64, "batch", True).eval()
+    torch.save(g.state_dict(), tmp_path / "latest_net_G.pth")
+    sd = conv_cyclegan.load_state_dict(tmp_path / "latest_net_G.pth")
+    cfg = conv.infer_generator_config(sd)
+    assert (cfg["name"], cfg["ngf"], cfg["num_downs"], cfg["norm"]) == ("unet_256", 64, 8, "batch")
+    variables = conv.generator_variables(sd)
+    assert count(variables["params"]) == 54_413_955
+    x = images(1, 256, seed=11)
+    out = generators.make_generator(cfg).apply(variables, jnp.asarray(x), train=False)
+    np.testing.assert_allclose(np.asarray(out), torch_forward(g, x), atol=TOL, rtol=0)
+
+
 def test_training_mode_translation_matches_reference_test_mode():
     """The reference tests in training mode at batch 1: per-image batch-norm statistics."""
     g = small_unet("batch", 5, dropout=False, ngf=8, seed=3)
