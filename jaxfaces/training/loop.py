@@ -236,7 +236,10 @@ def train(
                     out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
                     donate_argnums=0,
                 )
-                visuals = jax.jit(method.make_visuals(config, stage))
+                # Replicated: every process can read the images (the batch spans processes).
+                visuals = jax.jit(
+                    method.make_visuals(config, stage), out_shardings=sharding.replicated(mesh)
+                )
                 first, t0 = step + 1, time.perf_counter()
                 while step < stage.stop and stop.signal is None:
                     batch = sharding.global_batch(next(batches), mesh)
