@@ -179,8 +179,14 @@ class Evaluator:
         real: np.ndarray,
         fake: np.ndarray,
         notes: list[str],
+        inputs: np.ndarray,
+        truth: np.ndarray | None,
     ) -> float | None:
-        """The trained discriminator's accuracy on `real` vs `fake` (None, noted, if none)."""
+        """The trained discriminator's accuracy on `real` vs `fake` (None, noted, if none).
+
+        A conditional critic judges pairs: (inputs, truth) are the real ones, (inputs, fake)
+        the fakes; without the true translations it gives no accuracy.
+        """
         _, critic = _compiled(self.config)
         variables = None if critic is None else critic.variables(state, direction)
         if variables is None:
@@ -195,7 +201,16 @@ class Evaluator:
                 f"({critic.min_images})"
             )
             return None
-        logits = [critic.logits(variables, x) for x in (real, fake)]
+        if not critic.conditional:
+            logits = [critic.logits(variables, x) for x in (real, fake)]
+        elif truth is None:
+            notes.append(
+                f"{direction}: no adversarial accuracy: the discriminator judges (input, image) "
+                "pairs and the true translations are not known"
+            )
+            return None
+        else:
+            logits = [critic.logits(variables, x, inputs) for x in (truth, fake)]
         return float(metrics.adversarial_accuracy(*logits, critic.threshold))
 
     def compute(self, state: dict[str, Any], step: int | None = None) -> Evaluation:
@@ -252,7 +267,9 @@ class Evaluator:
                         baseline = metrics.swd(images, real, self._swd_key)["swd"]
                         self._identity_swd[direction] = baseline
                     m["identity_swd"] = self._identity_swd[direction]
-                accuracy = self._adversarial_accuracy(state, direction, real, fake, notes)
+                accuracy = self._adversarial_accuracy(
+                    state, direction, real, fake, notes, images, truth
+                )
                 if accuracy is not None:
                     m["adversarial_accuracy"] = accuracy
                 params = self._inception_params()

@@ -23,7 +23,7 @@ from PIL import Image
 
 from configs import test as test_config
 from jaxfaces import evaluation as evaluate
-from jaxfaces.methods import cyclegan
+from jaxfaces.methods import base, cyclegan
 from jaxfaces.training import checkpoint, loop
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -343,3 +343,32 @@ def test_report_never_replaces_a_file_jaxfaces_did_not_write(trained, tmp_path):
     assert "Metrics" in page.read_text()
     _, page = evaluate.evaluate_checkpoint(workdir, report)  # Its own files: replaced.
     assert (report / "metrics.json").is_file()
+
+
+def test_a_conditional_critic_judges_input_truth_pairs_against_input_translation(monkeypatch):
+    """pix2pix-style: real = (input, true translation), fake = (input, translation); the
+    target domain's other test images are not used, and without truth there is no accuracy."""
+    calls = []
+
+    def logits(variables, images, inputs):
+        calls.append((images, inputs))
+        return np.mean(images - inputs, axis=(1, 2, 3))  # Real above 0.
+
+    critic = base.Critic(lambda state, d: {"d": d}, logits, threshold=0.0, conditional=True)
+    monkeypatch.setattr(evaluate, "_compiled", lambda config: (None, critic))
+    evaluator = object.__new__(evaluate.Evaluator)  # Only `config` is read.
+    evaluator.config = None
+    inputs = np.zeros((4, 2, 2, 3), np.float32)
+    truth = np.full_like(inputs, 0.5)
+    fake = np.stack([np.full((2, 2, 3), v, np.float32) for v in (0.5, -0.5, -0.5, -0.5)])
+    other = np.full_like(inputs, -9.0)  # Real images of the target domain: not the pairs.
+    notes = []
+    accuracy = evaluator._adversarial_accuracy({}, "AtoB", other, fake, notes, inputs, truth)
+    assert accuracy == pytest.approx((4 + 3) / 8)  # Every real pair right, 3 fakes of 4.
+    assert [(a is truth, b is inputs) for a, b in calls[:1]] == [(True, True)]
+    assert calls[1][0] is fake and calls[1][1] is inputs and not notes
+    assert evaluator._adversarial_accuracy({}, "AtoB", other, fake, notes, inputs, None) is None
+    assert notes == [
+        "AtoB: no adversarial accuracy: the discriminator judges (input, image) pairs and the "
+        "true translations are not known"
+    ]

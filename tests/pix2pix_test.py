@@ -203,7 +203,9 @@ def test_conditional_discriminator_matches_reference(tmp_path):
     variables = conv_cyclegan.discriminator_variables(sd)
     config = small_config("unused")
     x, y = images(2, 32, seed=6), images(2, 32, seed=7)
-    got = pix2pix.make_pair_logits(config)(variables, x, y)
+    critic = pix2pix.make_critic(config)
+    assert critic.conditional and critic.threshold == 0.0  # Vanilla GAN: logit 0 is p = 1/2.
+    got = critic.logits(variables, y, x)  # The pairs (x[i], y[i]): input first, as trained.
     want = d(to_nchw(np.concatenate([x, y], -1))).detach().numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(got, want, atol=TOL, rtol=0)
 
@@ -353,7 +355,11 @@ def test_loop_runs_resumes_bit_for_bit_and_serves_the_clis(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((tmp_path / "report" / "metrics.json").read_text())
     assert report["BtoA"]["ratio"] == pytest.approx(straight["eval"]["BtoA"]["ratio"], rel=1e-5)
-    assert "conditional discriminator" in r.stdout
+    for direction in ("AtoB", "BtoA"):  # (input, truth) real against (input, translation).
+        assert 0 <= report[direction]["adversarial_accuracy"] <= 1
+        assert report[direction]["adversarial_accuracy"] == pytest.approx(
+            straight["eval"][direction]["adversarial_accuracy"], abs=1e-6
+        )
     r = _cli(
         "translate.py",
         f"--ckpt={workdir}",

@@ -115,17 +115,23 @@ class Critic:
         `direction`'s translations (it learnt the target domain), or None if the state has
         none (a converted, generator-only checkpoint).
       logits: (variables, images) -> per-image (or per-patch) logits for a whole set of
-        (N, H, W, 3) images as a numpy array (the method batches and packs as it trains).
+        (N, H, W, 3) images as a numpy array (the method batches and packs as it trains);
+        for a conditional critic (variables, images, inputs), judging the pairs
+        (inputs[i], images[i]).
       threshold: logits above it mean "real"; None when the GAN loss has no decision
         threshold (`no_threshold` says why).
       min_images: the fewest images `logits` accepts (PacGAN: the pack size).
+      conditional: the discriminator judges (input, image) pairs (pix2pix): evaluation
+        gives it (input, true translation) as real and (input, translation) as fake, so it
+        needs the true translations of the test split.
     """
 
     variables: Callable[[State, str], Variables | None]
-    logits: Callable[[Variables, np.ndarray], np.ndarray]
+    logits: Callable[..., np.ndarray]
     threshold: float | None
     min_images: int = 1
     no_threshold: str = ""
+    conditional: bool = False
 
 
 def _no_check(config: Config) -> None:

@@ -21,6 +21,7 @@ State (a dict pytree): step, rng, params/{g_AtoB, d_AtoB, g_BtoA, d_BtoA} (the t
 directions), batch_stats/{...} (batch norm only), opt_g, opt_d.
 """
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from jaxfaces import batching, losses, optim
+from jaxfaces import batching, losses, metrics, optim
 from jaxfaces import rng as rngs
 from jaxfaces.methods import base
 from jaxfaces.models import discriminators, generators, layers
@@ -262,39 +263,27 @@ def spatial_multiple(config: ml_collections.ConfigDict) -> int:
     return int(getattr(generators.make_generator(config.model.generator), "stride", 1))
 
 
-def make_pair_logits(
-    config: ml_collections.ConfigDict,
-) -> Callable[[dict, np.ndarray, np.ndarray], np.ndarray]:
-    """Returns `logits(d_variables, inputs, images)`: the conditional discriminator's patch
-    logits (inference mode) on the pairs (inputs[i], images[i]), for a whole set."""
+def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
+    """The conditional discriminators for evaluation: D_AtoB judges (input A, image B) pairs,
+    D_BtoA (input B, image A) pairs, in inference mode, as a whole set at a time."""
     d = discriminators.make_discriminator(config.model.discriminator)
     apply = jax.jit(lambda variables, x: d.apply(variables, x, train=False))
 
-    def logits(variables: dict[str, Any], inputs: np.ndarray, images: np.ndarray) -> np.ndarray:
+    def logits(variables: dict[str, Any], images: np.ndarray, inputs: np.ndarray) -> np.ndarray:
         pairs = np.concatenate([np.asarray(inputs), np.asarray(images)], axis=-1)
-        return batching.apply_batched(lambda x: apply(variables, x), pairs)
+        return batching.apply_batched(functools.partial(apply, variables), pairs)
 
-    return logits
-
-
-def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
-    """The discriminators for evaluation. A conditional D judges (input, image) pairs, and
-    the evaluation hands a critic images alone, so it reports no adversarial accuracy (with
-    the reason); `make_pair_logits` gives the pair logits directly."""
-    del config
-
-    def logits(variables: dict[str, Any], images: np.ndarray) -> np.ndarray:
-        del variables, images
-        raise ValueError("pix2pix's discriminator needs (input, image) pairs")
-
+    try:
+        threshold, why = metrics.gan_threshold(config.loss.gan_mode), ""
+    except ValueError:
+        threshold = None
+        why = f"gan_mode {config.loss.gan_mode!r} has no real / fake decision threshold"
     return base.Critic(
         variables=lambda state, direction: _variables(state, f"d_{direction}"),
         logits=logits,
-        threshold=None,
-        no_threshold=(
-            "pix2pix's conditional discriminator judges (input, image) pairs, and the "
-            "evaluation gives a critic images alone"
-        ),
+        threshold=threshold,
+        no_threshold=why,
+        conditional=True,
     )
 
 
