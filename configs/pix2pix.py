@@ -11,6 +11,9 @@ Run on pairs of same-named files (trainA/x.png <-> trainB/x.png):
   python train.py --config=configs/pix2pix.py --workdir=runs/p2p \
       --config.data.root=/path/to/pairs          # trainA/ trainB/ [testA/ testB/ truthAtoB/]
   python translate.py --ckpt=runs/p2p --direction=AtoB --input=IMAGES --output=OUT
+or on the reference's aligned layout (each file A|B side by side, width = 2 x height):
+  python train.py --config=configs/pix2pix.py --workdir=runs/p2p \
+      --config.data.root=/path/to/facades --config.data.aligned=True   # train/ [test/]
 
 The reference trains 100 + 100 epochs at batch 1 (facades: 400 pairs, 80,000 steps) and
 reaches plausible facades from label maps; `--config.train.num_steps=N` keeps that shape.
@@ -31,6 +34,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.data = cyclegan.get_config().data  # The shared data section (see configs/cyclegan.py).
     config.data.paired = True  # A and B files matched by name: input i <-> output i.
+    config.data.aligned = False  # True: root/train/ [test/] files hold A|B side by side (pairs).
     config.data.load_size = 286  # Images are resized to 286 x 286 ...
     config.data.size = 256  # ... then randomly cropped to 256 (the same crop for both).
     config.data.flip = True  # Random horizontal flips (the same flip for both).

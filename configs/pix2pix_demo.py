@@ -26,6 +26,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.synthetic.size = 32  # ... at 32 px,
     config.data.synthetic.num_train = 400  # with 400 training pairs
     config.data.synthetic.num_test = 50  # and 50 test images per domain (with truths).
+    config.data.aligned = False  # True: root/train/ [test/] hold A|B images (not built in).
     config.data.load_size = 32  # No resize ...
     config.data.size = 32  # ... and no crop: the faces are centred.
     config.data.batch_size = 8  # Pairs per step.

@@ -146,7 +146,8 @@ def check_data(config: ml_collections.ConfigDict) -> None:
 
 def check_source(data: ml_collections.ConfigDict, synthetic: bool = False) -> None:
     """Exactly one training source (`data.sources.source`); the folders the config names
-    exist (`root` may be missing when the built-in data is to be written there)."""
+    exist (`root` may be missing when the built-in data is to be written there); aligned
+    data (`data.aligned`) comes from `root`, which holds train/, and is not the built-in data."""
     from jaxfaces.data import sources
 
     sources.source(data)
@@ -155,6 +156,18 @@ def check_source(data: ml_collections.ConfigDict, synthetic: bool = False) -> No
         value = data.get(key)
         if value and not pathlib.Path(value).expanduser().is_dir():
             raise FileNotFoundError(f"config.data.{key}: no folder at {value}")
+    if sources.aligned(data):  # ValueError unless the source is data.root.
+        if synthetic:
+            raise ValueError(
+                "config.data.aligned=True needs config.data.synthetic.enabled=False: the "
+                "built-in data is written as trainA/ trainB/, not as A|B images"
+            )
+        train = sources.aligned_folder(data, "train").expanduser()
+        if not train.is_dir():
+            raise FileNotFoundError(
+                f"config.data.aligned=True: no folder {train} (config.data.root/train/ holds "
+                "the training images, A|B side by side)"
+            )
 
 
 def check_method(config: ml_collections.ConfigDict) -> None:

@@ -127,7 +127,8 @@ class ScanResult:
     Attributes:
       ok: bool (N,), whether each file decoded.
       images: uint8 (N, size, size, 3), the decoded and resized images (zeros where not ok),
-        or None when the scan was asked not to keep them.
+        or None when the scan was asked not to keep them; aligned files: (N, 2, size, size,
+        3), each file's left and right halves.
     """
 
     ok: np.ndarray
@@ -140,7 +141,11 @@ def default_num_threads() -> int:
 
 
 def scan_images(
-    paths: Sequence[pathlib.Path], *, size: int | None = None, num_threads: int | None = None
+    paths: Sequence[pathlib.Path],
+    *,
+    size: int | None = None,
+    num_threads: int | None = None,
+    aligned: bool = False,
 ) -> ScanResult:
     """Decodes every file fully, in parallel, to find the unreadable ones up front.
 
@@ -152,17 +157,22 @@ def scan_images(
       paths: the files.
       size: if given, the images are also resized to size x size (bicubic) and returned.
       num_threads: decoding threads (default: `default_num_threads()`).
+      aligned: each file holds two images side by side (`preprocess.split_aligned`); with
+        `size`, both halves are resized and returned.
 
     Returns:
       A ScanResult.
 
     Raises:
-      ValueError: if no file at all can be read (names the folder).
+      ValueError: if no file at all can be read (names the folder); aligned files: if a
+        readable file is not twice as wide as high (names it, its size and how many are).
     """
     n = len(paths)
     ok = np.zeros(n, dtype=bool)
-    images = np.zeros((n, size, size, 3), dtype=np.uint8) if size is not None else None
+    shape = (n, 2, size, size, 3) if aligned else (n, size, size, 3)
+    images = np.zeros(shape, dtype=np.uint8) if size is not None else None
     errors: dict[int, str] = {}
+    misshapen: dict[int, str] = {}
 
     def decode(i: int) -> None:
         try:
@@ -170,13 +180,28 @@ def scan_images(
         except ValueError as e:
             errors[i] = str(e.__cause__ or e)
             return
-        if images is not None:
+        if aligned:
+            try:
+                halves = preprocess.split_aligned(img, paths[i])
+            except ValueError as e:
+                misshapen[i] = str(e)
+                return
+            if images is not None:
+                images[i] = [preprocess.resize(np.ascontiguousarray(h), size) for h in halves]
+        elif images is not None:
             images[i] = preprocess.resize(img, size)
         ok[i] = True
 
     with concurrent.futures.ThreadPoolExecutor(num_threads or default_num_threads()) as pool:
         list(pool.map(decode, range(n)))
 
+    if misshapen:
+        bad = sorted(misshapen)
+        others = ""
+        if len(bad) > 1:
+            where, names = _describe_location([paths[i] for i in bad])
+            others = f" ({len(bad)} such files{where}: {_name_some(names)})"
+        raise ValueError(misshapen[bad[0]] + others)
     if errors:
         bad = sorted(errors)
         where, names = _describe_location([paths[i] for i in bad])

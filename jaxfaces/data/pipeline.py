@@ -4,18 +4,19 @@ The stream is a pure function of (seed, step), so a run resumes exactly from its
 iterator state to save:
 
 * Each domain (A = 0, B = 1; a paired stream uses 0 for both) numbers its samples
-  k = step * global_batch + j, j in [0, global_batch).
+  k = step * global_batch + j, j in [0, global_batch). Aligned data (`config.data.aligned`:
+  A|B side by side in root/train/) is paired: A and B are the halves of one file.
 * Sample k shows file `permutation(seed, domain, epoch)[k % N]`, epoch = k // N: every
   file once per epoch, in a fresh order each epoch. Unpaired A and B have their own N and
   their own orders (two independent streams, as the reference); paired A and B share both.
 * Its crop offsets and flip come from a generator seeded by (seed, domain, k) alone.
 * Process p of P computes only samples [step*B + p*B/P, step*B + (p+1)*B/P) of each step.
 
-Images are decoded with PIL, resized to load_size x load_size (bicubic), cropped to size x size,
-flipped and scaled to float32 [-1, 1]. Folders are scanned up front: unreadable files are
-skipped with one warning. Decoded images are kept in memory while they fit in
-`config.data.cache_mb`; otherwise each sample is decoded again from its file. TFDS splits are
-always read whole into memory.
+Images are decoded with PIL (aligned files split into their halves), resized to
+load_size x load_size (bicubic), cropped to size x size, flipped and scaled to float32
+[-1, 1]. Folders are scanned up front: unreadable files are skipped with one warning. Decoded
+images are kept in memory while they fit in `config.data.cache_mb`; otherwise each sample is
+decoded again from its file. TFDS splits are always read whole into memory.
 """
 
 from __future__ import annotations
@@ -96,11 +97,13 @@ def global_sample(local_t: int, batch: int, process_index: int, process_count: i
 
 @dataclasses.dataclass(frozen=True)
 class _Domain:
-    """One domain's training images: `images` uint8 (N, L, L, 3) in memory, or `paths`."""
+    """One domain's training images: `images` uint8 (N, L, L, 3) in memory, or `paths`
+    (whole images, or that `half` of aligned files)."""
 
     load_size: int
     images: np.ndarray | None = None
     paths: tuple[pathlib.Path, ...] | None = None
+    half: int | None = None
 
     def __len__(self) -> int:
         return len(self.images) if self.images is not None else len(self.paths)
@@ -108,11 +111,34 @@ class _Domain:
     def fetch(self, i: int) -> np.ndarray:
         if self.images is not None:
             return self.images[i]
+        if self.half is not None:
+            return preprocess.read_half(self.paths[i], self.half, self.load_size)
         return preprocess.read_image(self.paths[i], self.load_size)
+
+
+def _aligned_domains(data_cfg, load_size: int) -> tuple[_Domain, _Domain]:
+    """Lists, scans and (if they fit) caches the aligned training files: A and B are their
+    halves, so a pair is one file (an unreadable file is dropped whole)."""
+    folder = sources.aligned_folder(data_cfg, "train")
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"config.data.aligned=True: no folder {folder} (training images A|B side by side)"
+        )
+    paths = folders.list_images(folder)
+    budget = float(sources.field(data_cfg, "cache_mb", 0)) * 2**20
+    cache = 2 * len(paths) * load_size * load_size * 3 <= budget
+    scan = folders.scan_images(paths, size=load_size if cache else None, aligned=True)
+    if scan.images is not None:
+        images = scan.images if scan.ok.all() else scan.images[scan.ok]
+        return tuple(_Domain(load_size, images=images[:, h]) for h in (0, 1))
+    kept = tuple(p for p, ok in zip(paths, scan.ok, strict=True) if ok)
+    return tuple(_Domain(load_size, paths=kept, half=h) for h in (0, 1))
 
 
 def _folder_domains(data_cfg, load_size: int) -> tuple[_Domain, _Domain]:
     """Lists, pairs (if asked), scans and (if they fit) caches the training folders."""
+    if sources.aligned(data_cfg):
+        return _aligned_domains(data_cfg, load_size)
     folder_a, folder_b = sources.train_folders(data_cfg)
     paths = [folders.list_images(folder_a), folders.list_images(folder_b)]
     if sources.field(data_cfg, "paired", False):
@@ -244,7 +270,7 @@ def train_iterator(
 
     Args:
       data_cfg: `config.data` (root | a + b | tfds, load_size, size, flip, batch_size, paired,
-        cache_mb, tfds_data_dir).
+        aligned, cache_mb, tfds_data_dir).
       seed: the run's seed.
       start_step: the first step to yield.
       process_index: this process (host) among process_count.
@@ -263,7 +289,8 @@ def train_iterator(
     batch = sources.check_batch(data_cfg, process_index, process_count, num_devices)
     if start_step < 0:
         raise ValueError(f"start_step ({start_step}) must be >= 0")
-    paired = bool(sources.field(data_cfg, "paired", False))
+    aligned = sources.aligned(data_cfg)  # ValueError unless the source is data.root.
+    paired = aligned or bool(sources.field(data_cfg, "paired", False))
     if source == "tfds":
         domains = _tfds_domains(data_cfg, load_size)
     else:
@@ -303,8 +330,9 @@ def train_iterator(
 def test_images(data_cfg, domain: str) -> tuple[np.ndarray, list[str]] | None:
     """The test split of a domain, resized to size x size (no crop, no flip).
 
-    The split is config.data.test_a / test_b when set, else root/testA / root/testB, else the
-    TFDS split testA / testB. Unreadable files are skipped with a warning.
+    The split is config.data.test_a / test_b when set, else root/testA / root/testB (aligned
+    data: the left / right halves of root/test), else the TFDS split testA / testB. Unreadable
+    files are skipped with a warning.
 
     Args:
       data_cfg: `config.data`.
@@ -324,8 +352,38 @@ def test_images(data_cfg, domain: str) -> tuple[np.ndarray, list[str]] | None:
             return None
         images, names = tfds_source.load_split(name, split, size=size, data_dir=data_dir)
         return preprocess.to_float(images), names
-    folder = split
-    paths = folders.list_images(folder)
-    scan = folders.scan_images(paths, size=size)
+    half = sources.aligned_half(data_cfg, split, domain)
+    paths = folders.list_images(split)
+    scan = folders.scan_images(paths, size=size, aligned=half is not None)
     names = [p.name for p, ok in zip(paths, scan.ok, strict=True) if ok]
-    return preprocess.to_float(scan.images[scan.ok]), names
+    images = scan.images[scan.ok] if half is None else scan.images[scan.ok, half]
+    return preprocess.to_float(images), names
+
+
+def truth_images(data_cfg, domain: str, folder: pathlib.Path, names: Sequence[str]) -> np.ndarray:
+    """True translations into `domain` of the test images `names`: the files of those names
+    in `folder`, resized to size x size; where `folder` is the config's aligned data, their
+    `domain` halves (the other halves of the test images themselves).
+
+    Returns:
+      float32 (N, size, size, 3) in [-1, 1], in the order of `names`.
+
+    Raises:
+      ValueError: naming the folder and the first missing names, or a file that cannot be
+        read (or, aligned, is not twice as wide as high).
+    """
+    folder = pathlib.Path(folder)
+    _, size = _check_sizes(data_cfg)
+    missing = [n for n in names if not (folder / n).is_file()]
+    if missing:
+        raise ValueError(
+            f"{folder} lacks the true translations of {missing[:5]} "
+            f"({len(missing)} of {len(names)} test images)"
+        )
+    half = sources.aligned_half(data_cfg, folder, domain)
+    read = (
+        functools.partial(preprocess.read_image, size=size)
+        if half is None
+        else functools.partial(preprocess.read_half, half=half, size=size)
+    )
+    return np.stack([preprocess.to_float(read(folder / n)) for n in names])

@@ -132,6 +132,35 @@ def read_image(path: PathLike, size: int | None = None) -> np.ndarray:
     return img if size is None else resize(img, size)
 
 
+def split_aligned(img: np.ndarray, path: PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """The halves of an aligned image: A on the left, B on the right, side by side.
+
+    Args:
+      img: array (H, 2H, C), read from `path`.
+      path: its file, named in the error.
+
+    Returns:
+      The left and right halves, each (H, H, C) (views of `img`).
+
+    Raises:
+      ValueError: naming the file and its size, when the width is not twice the height.
+    """
+    height, width = img.shape[:2]
+    if width != 2 * height:
+        raise ValueError(
+            f"Aligned image {path} is {width}x{height} (width x height): an aligned image "
+            f"holds A|B side by side, so its width must be 2 x its height"
+        )
+    return img[:, :height], img[:, height:]
+
+
+def read_half(path: PathLike, half: int, size: int | None = None) -> np.ndarray:
+    """One half of an aligned image file (0: left, A; 1: right, B), resized to size x size
+    if given (see `read_image` and `split_aligned` for the errors)."""
+    img = np.ascontiguousarray(split_aligned(read_image(path), path)[half])
+    return img if size is None else resize(img, size)
+
+
 def crop_and_flip(img: np.ndarray, top: int, left: int, size: int, flip: bool) -> np.ndarray:
     """Crops a size x size window at (top, left) and optionally mirrors it left to right.
 
