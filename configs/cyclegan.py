@@ -47,6 +47,7 @@ def get_config() -> ml_collections.ConfigDict:
     data.flip = True  # Random horizontal flips.
     data.batch_size = 1  # Global batch size (divided over all devices of all hosts).
     data.paired = False  # Match A and B files by name (supervised methods).
+    data.aligned = False  # Pairs as A|B images in root/train/ [test/] (the pix2pix layout).
     data.cache_mb = 2048  # Decoded images are kept in memory up to this many MB, else re-read.
     data.synthetic = ml_collections.ConfigDict()
     data.synthetic.enabled = False  # Write the built-in procedural faces to root if missing.

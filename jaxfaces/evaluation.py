@@ -145,12 +145,14 @@ class Evaluator:
         }
         self.truth: dict[str, np.ndarray | None] = {}
         self.truth_folders: dict[str, pathlib.Path | None] = {}
-        for direction, (src, *_) in sources.SIDES.items():
+        from jaxfaces.data import pipeline  # TensorFlow: loaded when evaluating, as test_images.
+
+        for direction, (src, dst, *_) in sources.SIDES.items():
             folder = (truth or {}).get(direction, sources.truth_folder(config.data, direction))
             test = self.tests[src]
             self.truth_folders[direction] = folder if test is not None else None
-            self.truth[direction] = (
-                load_truth(pathlib.Path(folder), test[1], config.data.size)
+            self.truth[direction] = (  # Whole images, or the halves of aligned data.
+                pipeline.truth_images(config.data, dst, pathlib.Path(folder), test[1])
                 if folder is not None and test is not None
                 else None
             )

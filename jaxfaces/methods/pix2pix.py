@@ -70,8 +70,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.loss.lambda_l1 must be >= 0, got {config.loss.lambda_l1}")
     if not isinstance(config.model.generator.get("eval_mode", False), bool):
         raise ValueError("config.model.generator.eval_mode must be True or False")
-    if not config.data.get("paired", False):
-        raise ValueError("pix2pix trains on pairs: set config.data.paired=True")
+    if not (config.data.get("paired", False) or config.data.get("aligned", False)):
+        raise ValueError(
+            "pix2pix trains on pairs: set config.data.paired=True (same-named files) or "
+            "config.data.aligned=True (A|B images)"
+        )
     stride = getattr(g, "stride", 1)
     if config.data.size % stride:
         raise ValueError(
