@@ -5,10 +5,11 @@ the data stream is a pure function of (seed, step), so a resumed run equals an
 uninterrupted one. SIGINT / SIGTERM save a checkpoint before exiting.
 """
 
+import dataclasses
 import pathlib
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -162,6 +163,109 @@ def _stream(method, config, state, workdir, stage, start_step, where) -> Iterato
     return data_lib.train_iterator(config.data, seed=config.seed, start_step=start_step, **where)
 
 
+@dataclasses.dataclass
+class _Run:
+    """What one invocation of `train` shares between its stages and steps."""
+
+    config: ml_collections.ConfigDict
+    workdir: pathlib.Path
+    method: Any
+    mesh: jax.sharding.Mesh
+    mngr: Any
+    writer: Any
+    progress: Progress
+    evals: eval_schedule.TrainingEvaluations
+    profiler: StepProfiler
+    start: int
+    num_steps: int
+    stop_after: int | None
+    is_main: bool = dataclasses.field(default_factory=lambda: jax.process_index() == 0)
+
+    @property
+    def nan_at(self) -> int:
+        """The test hook `train.debug_nan_at_step` (0: off)."""
+        return int(self.config.train.get("debug_nan_at_step", 0))
+
+
+def _initial_state(config, method, mesh, mngr, workdir: pathlib.Path) -> tuple[Any, int]:
+    """(state, step): the newest checkpoint's, or a fresh state with its frozen parts."""
+    rng = rngs.key(config.seed)
+    state = jax.jit(
+        lambda: method.init_state(config, rng), out_shardings=sharding.replicated(mesh)
+    )()
+    start = mngr.latest_step() or 0
+    if start:
+        state = checkpoint.restore_state(mngr, start, state, config)
+        print(f"Resumed from {workdir / 'checkpoints'} at step {start}", flush=True)
+    elif method.load_frozen is not None:  # Pretrained parts (VGG19) of a fresh state.
+        state = jax.device_put(method.load_frozen(config, state), sharding.replicated(mesh))
+    return state, start
+
+
+def _compile_stage(run: _Run, stage) -> tuple[Callable, Callable]:
+    """The stage's jitted (train step, visuals)."""
+    replicated = sharding.replicated(run.mesh)
+    step_fn = jax.jit(
+        run.method.make_train_step(run.config, stage),
+        in_shardings=(replicated, sharding.batch_sharded(run.mesh)),
+        out_shardings=(replicated, replicated),
+        donate_argnums=0,
+    )
+    # Replicated: every process can read the images (the batch spans processes).
+    visuals = jax.jit(run.method.make_visuals(run.config, stage), out_shardings=replicated)
+    return step_fn, visuals
+
+
+def _after_step(run: _Run, stage, step, state, metrics, batch, visuals, stop) -> None:
+    """Logs, images, evaluations and checkpoints due after `step`."""
+    config, last = run.config, step == run.num_steps
+    if step % config.train.log_every == 0 or last:
+        scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+        check_finite(scalars, step, run.mngr)
+        line = run.progress.line(step, scalars)
+        scalars["steps_per_sec"] = run.progress.steps_per_sec
+        run.writer.write_scalars(step, scalars)
+        if run.is_main:
+            print(line, flush=True)
+    if step % config.train.log_images_every == 0 or last:
+        images = jax.device_get(visuals(state, batch))
+        run.writer.write_images(step, {k: _image_grid(v) for k, v in images.items()})
+    if run.is_main and run.evals.due(step):
+        run.evals.periodic(sharding.to_host(state), step)
+        run.progress.restart(step)  # The evaluation's time is not training time.
+    if run.stop_after is not None and step - run.start >= run.stop_after:
+        stop.signal = signal.SIGINT
+    if step % config.train.ckpt_every == 0 or step == stage.stop or stop.signal:
+        check_finite(jax.device_get(metrics), step, run.mngr, _all_finite(state))
+        checkpoint.save(run.mngr, step, state, config)
+
+
+def _run_stage(run: _Run, stage, state, step: int, stop: StopRequested, where: dict):
+    """Trains `stage` from `step` until it is done or a stop is asked; (state, step, metrics)."""
+    batches = _stream(run.method, run.config, state, run.workdir, stage, step, where)
+    step_fn, visuals = _compile_stage(run, stage)
+    first, t0, metrics = step + 1, time.perf_counter(), None
+    try:
+        while step < stage.stop and stop.signal is None:
+            batch = sharding.global_batch(next(batches), run.mesh)
+            if step + 1 == run.nan_at:  # Test hook: NaN images make every loss NaN.
+                batch = jax.tree.map(lambda x: x * np.float32("nan"), batch)
+            run.profiler.before_step(step)
+            state, metrics = step_fn(state, batch)
+            step += 1
+            run.profiler.after_step(step, metrics)
+            if step == first:
+                jax.block_until_ready(metrics)
+                run.progress.restart(step)
+                took = format_duration(time.perf_counter() - t0)
+                print(f"First step (with compilation) took {took}", flush=True)
+            _after_step(run, stage, step, state, metrics, batch, visuals, stop)
+    finally:
+        if hasattr(batches, "close"):
+            batches.close()
+    return state, step, metrics
+
+
 def train(
     config: ml_collections.ConfigDict, workdir: str | pathlib.Path, stop_after: int | None = None
 ) -> dict[str, Any]:
@@ -179,7 +283,6 @@ def train(
     method.check_config(config)
     stages = method.stages(config)
     num_steps = stages[-1].stop
-    mesh = sharding.make_mesh()
     where = dict(
         process_index=jax.process_index(),
         process_count=jax.process_count(),
@@ -187,37 +290,36 @@ def train(
     )
     sources.check_batch(config.data, **where)
     prepare_data(config)
-    is_main = jax.process_index() == 0
 
-    rng = rngs.key(config.seed)
-    state = jax.jit(
-        lambda: method.init_state(config, rng), out_shardings=sharding.replicated(mesh)
-    )()
+    mesh = sharding.make_mesh()
     mngr = checkpoint.manager(workdir / "checkpoints", keep=config.train.keep_checkpoints)
-    start = mngr.latest_step() or 0
-    if start:
-        state = checkpoint.restore_state(mngr, start, state, config)
-        print(f"Resumed from {workdir / 'checkpoints'} at step {start}", flush=True)
-    elif method.load_frozen is not None:  # Pretrained parts (VGG19) of a fresh state.
-        state = jax.device_put(method.load_frozen(config, state), sharding.replicated(mesh))
-
+    state, start = _initial_state(config, method, mesh, mngr, workdir)
     writer = metric_writers.create_default_writer(
-        workdir / "tensorboard", just_logging=not is_main, asynchronous=False
+        workdir / "tensorboard", just_logging=jax.process_index() != 0, asynchronous=False
     )
     if start == 0:
         writer.write_hparams(_flatten(config.to_dict()))
-    progress = Progress(start, num_steps)
-    evals = eval_schedule.TrainingEvaluations(config, workdir, writer)
+    run = _Run(
+        config=config,
+        workdir=workdir,
+        method=method,
+        mesh=mesh,
+        mngr=mngr,
+        writer=writer,
+        progress=Progress(start, num_steps),
+        evals=eval_schedule.TrainingEvaluations(config, workdir, writer),
+        profiler=StepProfiler(config.train.get("profile", 0), workdir / "profile", start),
+        start=start,
+        num_steps=num_steps,
+        stop_after=stop_after,
+    )
     if start < num_steps:
         print(
             f"Training {config.method} for {num_steps - start} steps on "
             f"{jax.device_count()} {jax.devices()[0].platform} device(s) in {workdir}",
             flush=True,
         )
-    step = start
-    metrics = None
-    nan_at = int(config.train.get("debug_nan_at_step", 0))
-    profiler = StepProfiler(config.train.get("profile", 0), workdir / "profile", start)
+    step, metrics = start, None
     try:
         with StopRequested() as stop:
             for stage in stages:
@@ -229,59 +331,11 @@ def train(
                         f"steps {step + 1}-{stage.stop}",
                         flush=True,
                     )
-                batches = _stream(method, config, state, workdir, stage, step, where)
-                step_fn = jax.jit(
-                    method.make_train_step(config, stage),
-                    in_shardings=(sharding.replicated(mesh), sharding.batch_sharded(mesh)),
-                    out_shardings=(sharding.replicated(mesh), sharding.replicated(mesh)),
-                    donate_argnums=0,
-                )
-                # Replicated: every process can read the images (the batch spans processes).
-                visuals = jax.jit(
-                    method.make_visuals(config, stage), out_shardings=sharding.replicated(mesh)
-                )
-                first, t0 = step + 1, time.perf_counter()
-                while step < stage.stop and stop.signal is None:
-                    batch = sharding.global_batch(next(batches), mesh)
-                    if step + 1 == nan_at:  # Test hook: NaN images make every loss NaN.
-                        batch = jax.tree.map(lambda x: x * np.float32("nan"), batch)
-                    profiler.before_step(step)
-                    state, metrics = step_fn(state, batch)
-                    step += 1
-                    profiler.after_step(step, metrics)
-                    if step == first:
-                        jax.block_until_ready(metrics)
-                        progress.restart(step)
-                        print(
-                            f"First step (with compilation) took "
-                            f"{format_duration(time.perf_counter() - t0)}",
-                            flush=True,
-                        )
-                    if step % config.train.log_every == 0 or step == num_steps:
-                        scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                        check_finite(scalars, step, mngr)
-                        line = progress.line(step, scalars)
-                        scalars["steps_per_sec"] = progress.steps_per_sec
-                        writer.write_scalars(step, scalars)
-                        if is_main:
-                            print(line, flush=True)
-                    if step % config.train.log_images_every == 0 or step == num_steps:
-                        images = jax.device_get(visuals(state, batch))
-                        writer.write_images(step, {k: _image_grid(v) for k, v in images.items()})
-                    if is_main and evals.due(step):
-                        evals.periodic(sharding.to_host(state), step)
-                        progress.restart(step)  # The evaluation's time is not training time.
-                    if stop_after is not None and step - start >= stop_after:
-                        stop.signal = signal.SIGINT
-                    if step % config.train.ckpt_every == 0 or step == stage.stop or stop.signal:
-                        check_finite(jax.device_get(metrics), step, mngr, _all_finite(state))
-                        checkpoint.save(mngr, step, state, config)
-                if hasattr(batches, "close"):
-                    batches.close()
+                state, step, metrics = _run_stage(run, stage, state, step, stop, where)
     except NonFiniteError:  # The checkpoints already being written are all finite: finish them.
         checkpoint.close(mngr)
         raise
-    profiler.stop(metrics)
+    run.profiler.stop(metrics)
     checkpoint.close(mngr)
     writer.flush()
     host_state = sharding.to_host(state)
@@ -289,8 +343,8 @@ def train(
         print(f"Stopped at step {step}; run the same command to resume.", flush=True)
         return {"state": host_state, "step": step, "stopped": True}
     result = {"state": host_state, "step": step, "stopped": False}
-    if is_main:
-        result["eval"] = evals.final(host_state, step)
+    if run.is_main:
+        result["eval"] = run.evals.final(host_state, step)
         writer.flush()
     return result
 
