@@ -17,6 +17,7 @@ from jaxfaces.methods.base import Method
 #: Built-in methods: name -> "module:attribute", imported on first use.
 BUILTIN = {
     "cyclegan": "jaxfaces.methods.cyclegan:METHOD",
+    "cyclegan_vae": "jaxfaces.methods.cyclegan_vae:METHOD",
     "lft": "jaxfaces.methods.lft:METHOD",
     "pix2pix": "jaxfaces.methods.pix2pix:METHOD",
 }
