@@ -394,18 +394,10 @@ def write_checkpoint(
       ValueError: if neither generator is given, they differ in architecture, `out_dir` is
         not empty, or a state_dict does not convert.
     """
-    from jaxfaces.methods import get_method
-    from jaxfaces.training import checkpoint
-
     given = {name: src for name, src in (("g_a", g_a), ("g_b", g_b)) if src is not None}
     if not given:
         raise ValueError("give at least one generator (g_a: A -> B, g_b: B -> A)")
-    out_dir = pathlib.Path(out_dir).expanduser().resolve()
-    # A checkpoint folder is written whole: never into (or over) anything that exists.
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"output folder {out_dir} is a file; choose a new or empty folder")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(f"output folder {out_dir} exists and is not empty; choose a new one")
+    out_dir = check_new_folder(out_dir)
     sds = {name: _as_state_dict(src) for name, src in given.items()}
     cfgs = {name: infer_generator_config(sd) for name, sd in sds.items()}
     if len({tuple(sorted(c.items())) for c in cfgs.values()}) > 1:
@@ -414,6 +406,29 @@ def write_checkpoint(
     variables = {direction[name]: generator_variables(sd) for name, sd in sds.items()}
     config = ml_collections.ConfigDict(config.to_dict())  # A copy, unlocked.
     config.model.generator.update(next(iter(cfgs.values())))
+    return write_translation_checkpoint(out_dir, config, variables)
+
+
+def check_new_folder(out_dir: str | pathlib.Path) -> pathlib.Path:
+    """`out_dir` resolved, if it is new or empty: a checkpoint folder is written whole,
+    never into (or over) anything that exists. ValueError naming it otherwise."""
+    out_dir = pathlib.Path(out_dir).expanduser().resolve()
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"output folder {out_dir} is a file; choose a new or empty folder")
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"output folder {out_dir} exists and is not empty; choose a new one")
+    return out_dir
+
+
+def write_translation_checkpoint(
+    out_dir: pathlib.Path, config: ml_collections.ConfigDict, variables: dict
+) -> pathlib.Path:
+    """Writes `config.method`'s translation-only state holding the converted generators'
+    {direction: Flax variables} (its `from_translators`) as step 0 of a checkpoint in
+    `out_dir` (checked by `check_new_folder`); returns `out_dir`."""
+    from jaxfaces.methods import get_method
+    from jaxfaces.training import checkpoint
+
     method = get_method(config.method)
     if method.from_translators is None:
         raise ValueError(f"config.method {config.method!r} cannot hold converted generators")

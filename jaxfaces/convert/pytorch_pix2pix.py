@@ -136,18 +136,13 @@ def write_checkpoint(
       ValueError: if no generator is given, they differ in architecture, `out_dir` is not
         empty, or a state_dict does not convert.
     """
-    from jaxfaces.methods import base, get_method
-    from jaxfaces.training import checkpoint
+    from jaxfaces.methods import base
 
     if not generators_by_direction:
         raise ValueError("give at least one generator")
     for direction in generators_by_direction:
         base.check_direction(direction)
-    out_dir = pathlib.Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"output folder {out_dir} is a file; choose a new or empty folder")
-    if out_dir.exists() and any(out_dir.iterdir()):
-        raise ValueError(f"output folder {out_dir} exists and is not empty; choose a new one")
+    out_dir = common.check_new_folder(out_dir)
     sds = {d: common._as_state_dict(src) for d, src in generators_by_direction.items()}
     cfgs = {d: infer_generator_config(sd, dropout) for d, sd in sds.items()}
     if len({tuple(sorted(c.items())) for c in cfgs.values()}) > 1:
@@ -156,15 +151,7 @@ def write_checkpoint(
     config = ml_collections.ConfigDict(config.to_dict())  # A copy, unlocked.
     config.model.generator.update(next(iter(cfgs.values())))
     config.pix2pix.directions = "both" if len(sds) == 2 else next(iter(sds))
-    method = get_method(config.method)
-    if method.from_translators is None:
-        raise ValueError(f"config.method {config.method!r} cannot hold converted generators")
-    state = method.from_translators(config, variables)
-    mngr = checkpoint.manager(out_dir)
-    checkpoint.save(mngr, 0, state, config)
-    mngr.wait_until_finished()
-    mngr.close()
-    return out_dir
+    return common.write_translation_checkpoint(out_dir, config, variables)
 
 
 #: The reference config, beside the package in the repository.

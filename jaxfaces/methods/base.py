@@ -165,6 +165,32 @@ class Method:
     from_translators: Callable[[Config, dict[str, Variables]], State] | None = None
 
 
+def network_variables(state: State, name: str, params: dict | None = None) -> Variables | None:
+    """The Flax variables of network `name` in a state that keeps them the usual way,
+    `state["params"][name]` (or `params[name]`) and `state["batch_stats"][name]` when it has
+    batch statistics; None when the state has no such network."""
+    params = (state.get("params") or {}) if params is None else params
+    if name not in params:
+        return None
+    variables = {"params": params[name]}
+    stats = state.get("batch_stats") or {}
+    if name in stats:
+        variables["batch_stats"] = stats[name]
+    return variables
+
+
+def translation_state(networks: dict[str, Variables]) -> State:
+    """A translation-only state in that layout (step 0; no optimizer states: it cannot resume
+    training) holding the given {name: Flax variables}."""
+    return {
+        "step": np.zeros((), np.int32),
+        "params": {name: v["params"] for name, v in networks.items()},
+        "batch_stats": {
+            name: v["batch_stats"] for name, v in networks.items() if "batch_stats" in v
+        },
+    }
+
+
 def check_direction(direction: str) -> str:
     """`direction` if it is "AtoB" or "BtoA"; ValueError otherwise."""
     if direction not in DIRECTIONS:

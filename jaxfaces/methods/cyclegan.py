@@ -317,18 +317,6 @@ def make_train_step(
     return train_step
 
 
-def _variables(state: State, name: str, params: dict | None = None) -> dict[str, Any] | None:
-    """The Flax variables of network `name` (from `params`, default the state's), or None."""
-    params = state.get("params") or {} if params is None else params
-    if name not in params:
-        return None
-    variables = {"params": params[name]}
-    stats = state.get("batch_stats") or {}
-    if name in stats:
-        variables["batch_stats"] = stats[name]
-    return variables
-
-
 def translator_variables(state: State, direction: str) -> dict[str, Any] | None:
     """The Flax variables of the generator that translates in `direction` (AtoB | BtoA), or
     None when the state has none (a converted checkpoint may hold one generator).
@@ -336,7 +324,7 @@ def translator_variables(state: State, direction: str) -> dict[str, Any] | None:
     The moving average of its parameters when the state keeps one, else the parameters.
     """
     name = GENERATOR_OF[base.check_direction(direction)]
-    return _variables(state, name, state.get("ema") or state.get("params") or {})
+    return base.network_variables(state, name, state.get("ema") or state.get("params") or {})
 
 
 def make_translate(config: ml_collections.ConfigDict) -> Callable[[dict, jax.Array], jax.Array]:
@@ -368,7 +356,9 @@ def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
         threshold = None
         why = f"gan_mode {config.loss.gan_mode!r} has no real / fake decision threshold"
     return base.Critic(
-        variables=lambda state, direction: _variables(state, DISCRIMINATOR_OF[direction]),
+        variables=lambda state, direction: base.network_variables(
+            state, DISCRIMINATOR_OF[direction]
+        ),
         logits=logits,
         threshold=threshold,
         min_images=m,
@@ -379,12 +369,10 @@ def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
 def from_translators(config: ml_collections.ConfigDict, variables: dict[str, Any]) -> State:
     """A translation-only state (no discriminators, optimizer states or pools: it cannot
     resume training) holding the generators' variables given by direction."""
-    names = {GENERATOR_OF[base.check_direction(d)]: v for d, v in variables.items()}
-    return {
-        "step": np.zeros((), np.int32),
-        "params": {name: v["params"] for name, v in names.items()},
-        "batch_stats": {name: v["batch_stats"] for name, v in names.items() if "batch_stats" in v},
-    }
+    del config
+    return base.translation_state(
+        {GENERATOR_OF[base.check_direction(d)]: v for d, v in variables.items()}
+    )
 
 
 def make_visuals(

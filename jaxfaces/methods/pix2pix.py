@@ -219,21 +219,9 @@ def make_train_step(
     return train_step
 
 
-def _variables(state: State, name: str) -> dict[str, Any] | None:
-    """The Flax variables of network `name`, or None when the state has none."""
-    params = state.get("params") or {}
-    if name not in params:
-        return None
-    variables = {"params": params[name]}
-    stats = state.get("batch_stats") or {}
-    if name in stats:
-        variables["batch_stats"] = stats[name]
-    return variables
-
-
 def translator_variables(state: State, direction: str) -> dict[str, Any] | None:
     """The variables of the generator that translates in `direction`, or None."""
-    return _variables(state, f"g_{base.check_direction(direction)}")
+    return base.network_variables(state, f"g_{base.check_direction(direction)}")
 
 
 def make_translate(config: ml_collections.ConfigDict) -> Callable[[dict, jax.Array], jax.Array]:
@@ -282,7 +270,7 @@ def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
         threshold = None
         why = f"gan_mode {config.loss.gan_mode!r} has no real / fake decision threshold"
     return base.Critic(
-        variables=lambda state, direction: _variables(state, f"d_{direction}"),
+        variables=lambda state, direction: base.network_variables(state, f"d_{direction}"),
         logits=logits,
         threshold=threshold,
         no_threshold=why,
@@ -293,12 +281,8 @@ def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
 def from_translators(config: ml_collections.ConfigDict, variables: dict[str, Any]) -> State:
     """A translation-only state (no discriminators or optimizer states: it cannot resume
     training) holding the generators' variables given by direction."""
-    names = {f"g_{base.check_direction(d)}": v for d, v in variables.items()}
-    return {
-        "step": np.zeros((), np.int32),
-        "params": {name: v["params"] for name, v in names.items()},
-        "batch_stats": {name: v["batch_stats"] for name, v in names.items() if "batch_stats" in v},
-    }
+    del config
+    return base.translation_state({f"g_{base.check_direction(d)}": v for d, v in variables.items()})
 
 
 def make_visuals(
