@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from bench import conv_layers, flops, train_step, translate
+from bench import conv_layers, flops, results, train_step, translate
 from jaxfaces import rng as rngs
 from jaxfaces.models import discriminators, fast_conv, generators
 
@@ -102,3 +102,133 @@ def test_conv_layers_are_the_reference_networks_layers():
             if layer["name"][0] == prefix
         )
         assert counted == 2 * listed
+
+
+def _faces(root, names, extra=()):
+    for sub in ("photo", "portrait"):
+        (root / sub).mkdir(parents=True)
+        for name in names:
+            (root / sub / name).write_bytes(b"x")
+    for sub, name in extra:
+        (root / sub / name).write_bytes(b"x")
+    return root
+
+
+def test_results_split_is_the_last_40_by_name_and_only_links(tmp_path):
+    names = [f"{i:03d}.jpg" for i in range(45)]
+    data = _faces(tmp_path / "faces", names[::-1])
+    assert results.pair_names(data) == names
+    train, test = results.split_names(names)
+    assert (train, test) == (names[:5], names[5:])
+    out = tmp_path / "work" / "data"
+    results.build_split(data, out, train, test)
+    folders = {p.name: sorted(q.name for q in p.iterdir()) for p in out.iterdir()}
+    assert folders == {
+        "trainA": names[:5], "trainB": names[:5], "testA": names[5:], "testB": names[5:],
+        "truthAtoB": names[5:], "truthBtoA": names[5:],
+    }  # fmt: skip
+    assert (out / "testA" / "044.jpg").readlink() == data.resolve() / "photo" / "044.jpg"
+    assert (out / "truthAtoB" / "044.jpg").readlink() == data.resolve() / "portrait" / "044.jpg"
+    assert (out / "truthBtoA" / "005.jpg").readlink() == data.resolve() / "photo" / "005.jpg"
+    # A smaller test split later: the first pairs of the same 40; stale links go.
+    results.build_split(data, out, train, results.split_names(names, 2)[1])
+    assert sorted(p.name for p in (out / "testB").iterdir()) == ["005.jpg", "006.jpg"]
+    # Anything the script did not make stays, and is an error.
+    (out / "testA" / "mine.txt").write_text("keep")
+    with pytest.raises(results.InputError, match="mine.txt is not a link this script made"):
+        results.build_split(data, out, train, test)
+    assert (out / "testA" / "mine.txt").read_text() == "keep"
+
+
+def test_results_data_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(results.InputError, match=r"no folder .*nowhere/photo"):
+        results.pair_names(tmp_path / "nowhere")
+    names = [f"{i:03d}.jpg" for i in range(41)]
+    data = _faces(tmp_path / "odd", names, extra=[("photo", "999.jpg")])
+    with pytest.raises(results.InputError, match=r"1 images .* no pair .*\['999.jpg'\]"):
+        results.pair_names(data)
+    few = _faces(tmp_path / "few", names[:40])
+    with pytest.raises(results.InputError, match="40 pairs .* need more than 40"):
+        results.pair_names(few)
+    status = results.cli(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r.md")])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: --data: no folder") and err.count("\n") == 1
+    assert not (tmp_path / "r.md").exists()
+
+
+def test_results_step_time_from_the_loops_lines():
+    lines = [
+        "Training pix2pix for 31 steps on 1 cpu device(s) in /w",
+        "First step (with compilation) took 1m05s",
+        "step 11/31 | G_L1=1.000 g_total=2.000 | 2.00 steps/s | ETA 10s",
+        "step 31/31 | G_L1=0.500 g_total=1.000 | 4.00 steps/s | ETA 0s",
+    ]
+    # Steps 2-11 at 2/s (5 s), 12-31 at 4/s (5 s).
+    assert results.step_time(lines) == (30, 10.0, 65)
+    assert [results.parse_duration(t) for t in ("7s", "1m05s", "1h02m")] == [7, 65, 3720]
+    with pytest.raises(ValueError, match="no progress line"):
+        results.step_time(lines[:2])
+    assert results.steps_for_budget(300, 0.5) == 600
+    assert results.steps_for_budget(1, 10.0) == 2
+
+
+def test_results_commands_and_section():
+    data = results.ROOT / "runs" / "results" / "data"
+    cal = results.calibration_command("configs/lft_thesis64.py", data.parent / "c", data, 10, [])
+    assert cal[:4] == ["python", "train.py", "--config=configs/lft_thesis64.py",
+                       "--workdir=runs/results/c"]  # fmt: skip
+    assert "--config.data.a=runs/results/data/trainA" in cal and "--config.data.root=" in cal
+    assert "--config.train.num_steps=11" in cal and "--config.train.log_every=11" in cal
+    run = results.train_command("c.py", data.parent / "r", data, 500, ["--config.vgg.weights=x"])
+    assert "--config.data.root=runs/results/data" in run and run[-1] == "--config.vgg.weights=x"
+    assert "--config.train.num_steps=500" in run and "--config.train.log_every=50" in run
+    first = results.replace_section("", "TABLE 1")
+    assert first.startswith(results.DOC_HEAD) and "TABLE 1" in first
+    other = first + "\n## another data set\n"
+    second = results.replace_section(other, "TABLE 2")
+    assert "TABLE 1" not in second and "TABLE 2" in second and second.endswith("another data set\n")
+    assert results.replace_section("# Mine\n", "T").startswith("# Mine\n\n" + results.BEGIN)
+    with pytest.raises(results.InputError, match="without the other"):
+        results.replace_section(results.BEGIN + "\n", "T")
+
+
+def test_results_table_rows():
+    m = {"l1": 0.25, "ratio": 0.5, "psnr": 17.0, "ssim": 0.4}
+    row = {"label": "pix2pix", "metrics": {"AtoB": m}, "steps": 600, "train_s": 300.0,
+           "wall_s": 390.0, "command": "python train.py --config=c.py"}  # fmt: skip
+    meta = {"data": "../d", "train": 220, "test": 40, "minutes": 5.0, "date": "D",
+            "machine": "M", "command": "python bench/results.py"}  # fmt: skip
+    ident = {"l1": 0.5, "ratio": 1.0, "psnr": 12.0, "ssim": 0.2}
+    lines = results.markdown_table([row], {"AtoB": ident, "BtoA": ident}, meta).splitlines()
+    assert "| identity (input as output) | 0.5000 (1.00x) | 12.00 | 0.200 | 0.5000 (1.00x)" in (
+        "\n".join(lines)
+    )
+    assert "| pix2pix | 0.2500 (0.50x) | 17.00 | 0.400 | - | - | - | 600 | 5.0 min | 6.5 min |" in (
+        lines
+    )
+    assert "- pix2pix: `python train.py --config=c.py`" in lines
+
+
+def test_results_identity_row_is_input_against_truth(tmp_path):
+    """Two test pairs of flat images: 64 vs 192 grey, and 100 vs 100 (identical)."""
+    import numpy as np
+
+    from jaxfaces.data import preprocess
+
+    root = tmp_path / "data"
+    for name, photo, portrait in (("a.png", 64, 192), ("b.png", 100, 100)):
+        for folder, value in (("testA", photo), ("truthBtoA", photo), ("testB", portrait),
+                              ("truthAtoB", portrait)):  # fmt: skip
+            preprocess.save_image(root / folder / name, np.full((16, 16, 3), value, np.uint8))
+    x, y = 64 / 127.5 - 1, 192 / 127.5 - 1
+    luminance = (2 * x * y + 4e-4) / (x * x + y * y + 4e-4)  # SSIM of flat images (C1 = 4e-4).
+    expected = {
+        "l1": (y - x) / 2,
+        "ratio": 1.0,
+        "psnr": (10 * np.log10(4 / (y - x) ** 2) + 100.0) / 2,  # Identical: the 100 dB cap.
+        "ssim": (luminance + 1) / 2,
+    }
+    got = results.identity_metrics(root)
+    assert set(got) == {"AtoB", "BtoA"}
+    for direction in got:
+        assert got[direction] == pytest.approx(expected, rel=1e-5, abs=1e-6)
