@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxfaces import batching, metrics, outputs
+from jaxfaces import batching, metrics, outputs, sheets
 from jaxfaces import data as data_lib
 from jaxfaces.data import preprocess
 from jaxfaces.methods import base, get_method
@@ -286,13 +286,20 @@ def write_sheets(
 ) -> list[pathlib.Path]:
     """Writes OUTPUT/sheet_NNN.png grids with rows of input | output, `rows` per sheet.
 
-    Writes without checking: callers check the sheets first (`outputs.guard`), as
-    `translate_files` does.
+    A pair (two images of one size) whose shorter side is under `height` px is enlarged by
+    the whole factor that reaches it, nearest neighbour (`sheets.factor`: each pixel a block,
+    as made); a larger pair is resized to `height` px tall (bicubic). The translated files
+    themselves keep their size. Writes without checking: callers check the sheets first
+    (`outputs.guard`), as `translate_files` does.
     """
     paths = []
     for start in range(0, len(pairs), rows):
         lines = []
         for image, out in pairs[start : start + rows]:
+            if min(image.shape[:2]) < height:
+                k = sheets.factor(*image.shape[:2], height)
+                lines.append(sheets.enlarge(np.concatenate([image, out], 1), k))
+                continue
             w = max(1, round(image.shape[1] * height / image.shape[0]))
             lines.append(np.concatenate([resize(image, height, w), resize(out, height, w)], 1))
         width = max(line.shape[1] for line in lines)

@@ -2,8 +2,11 @@
 
 A page (`OUT/index.html`) has a header, a table of metrics (one column per direction),
 notes on what was skipped, then an image grid per direction whose columns are image files
-beside the page (relative paths; inline CSS, no scripts). `write_index` writes a page
-linking a series of such pages (one per evaluation step) with their headline metrics.
+beside the page (relative paths; inline CSS, no scripts). The files stay at the model's size;
+the page shows each one enlarged by a whole factor without smoothing, at least
+`sheets.MIN_TILE` px a side, and the sheet PNGs are written so enlarged (`jaxfaces.sheets`).
+`write_index` writes a page linking a series of such pages (one per evaluation step) with
+their headline metrics.
 """
 
 import csv
@@ -18,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxfaces import sheets
 from jaxfaces.data import preprocess
 
 Results = Mapping[str, Mapping[str, float]]
@@ -49,18 +53,24 @@ th, td { border: 1px solid #bbb; padding: 0.25em 0.6em; }
 th { background: #e8edf3; } td.num { text-align: right; font-family: monospace; }
 td.better { color: #666; font-size: 0.9em; }
 table.grid td { padding: 2px; text-align: center; font-size: 0.8em; }
-table.grid img { width: 128px; height: 128px; image-rendering: pixelated; display: block; }
+table.grid img { image-rendering: pixelated; display: block; }
+table.grid img:not([width]) { width: 128px; height: 128px; }
 p.meta, ul.notes { color: #444; }
 """
 
 
 @dataclasses.dataclass
 class Grid:
-    """An image grid: `rows` of (row label, [relative image path per column])."""
+    """An image grid: `rows` of (row label, [relative image path per column]).
+
+    `image_size` (height, width) is the images' size in px, when known: the page then shows
+    them enlarged by `sheets.factor` of it (else at 128 x 128 px), without smoothing.
+    """
 
     title: str
     columns: Sequence[str]
     rows: Sequence[tuple[str, Sequence[str]]]
+    image_size: tuple[int, int] | None = None
 
 
 def metric_keys(results: Results) -> list[str]:
@@ -134,9 +144,14 @@ def _url(path: str) -> str:
 def _grid_html(grid: Grid) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ("", *grid.columns))
     rows = [f"<tr>{head}</tr>"]
+    size = ""
+    if grid.image_size is not None:
+        h, w = grid.image_size
+        k = sheets.factor(h, w)
+        size = f' width="{k * w}" height="{k * h}"'
     for label, paths in grid.rows:
         cells = "".join(
-            f'<td><img src="{_url(path)}" alt="{html.escape(column)}"></td>'
+            f'<td><img src="{_url(path)}" alt="{html.escape(column)}"{size}></td>'
             for column, path in zip(grid.columns, paths, strict=True)
         )
         rows.append(f"<tr><td>{html.escape(label)}</td>{cells}</tr>")
@@ -255,17 +270,19 @@ def evaluation_files(
     """The images of an `evaluation.Evaluation`'s report, {relative path: image}, and its
     grids (which show some of them).
 
-    Per direction: DIR.png, a sheet of rows input | translation | reconstruction [| truth];
-    DIR/NAME.png, every translation (PNG: lossless); DIR/{input,truth,reconstruction}/NAME.png,
-    the grid's other images.
+    Per direction: DIR.png, a sheet of rows input | translation | reconstruction [| truth]
+    whose tiles are enlarged for people (`sheets.grid`: nearest neighbour, whole factor, at
+    least `sheets.MIN_TILE` px); DIR/NAME.png, every translation at the model's size (PNG:
+    lossless); DIR/{input,truth,reconstruction}/NAME.png, the grid's other images.
     """
     files, grids = {}, []
     for direction, o in evaluation.outputs.items():
         for name, image in zip(o.names, o.translations, strict=True):
             files[f"{direction}/{_png(name)}"] = image
-        sheet = [o.inputs, o.translations, o.reconstructions, o.truth]
-        rows = np.concatenate([c for c in sheet if c is not None], axis=2)[:max_sheet_rows]
-        files[f"{direction}.png"] = np.concatenate(list(rows), axis=0)
+        sheet = [c for c in (o.inputs, o.translations, o.reconstructions, o.truth) if c is not None]
+        rows = [[c[i] for c in sheet] for i in range(min(len(o.names), max_sheet_rows))]
+        if rows:
+            files[f"{direction}.png"] = sheets.grid(rows)
         columns = {"input": o.inputs, "translation": o.translations}
         columns["truth"] = o.truth
         columns["reconstruction"] = o.reconstructions
@@ -283,7 +300,9 @@ def evaluation_files(
             grid_rows.append((name, paths))
         src, dst = direction.split("to")
         shown = f"first {len(grid_rows)} of {len(o.names)}"
-        grids.append(Grid(f"{src} -> {dst} ({shown} test images)", list(columns), grid_rows))
+        title = f"{src} -> {dst} ({shown} test images)"
+        size = tuple(o.translations.shape[1:3]) if len(o.names) else None
+        grids.append(Grid(title, list(columns), grid_rows, size))
     return files, grids
 
 

@@ -164,3 +164,45 @@ def test_page_renders_in_headless_chromium(tmp_path):
         assert count >= 0.9 * 128 * 128, (name, count)
     # The table's text is drawn: dark pixels exist outside the images.
     assert int((shot.max(axis=-1) < 80).sum()) > 500
+
+
+def _evaluation(n: int = 3, h: int = 24, w: int = 32):
+    """An `evaluation.Evaluation`-like value: one direction of n solid-colour images per
+    column (the report reads only these fields)."""
+    from types import SimpleNamespace
+
+    levels = np.linspace(-1, 1, 4 * n, dtype=np.float32).reshape(4, n, 1, 1, 1)
+    columns = [np.broadcast_to(v, (n, h, w, 3)) for v in levels]
+    inputs, translations, reconstructions, truth = columns
+    outputs = SimpleNamespace(
+        names=[f"face_{i}.jpg" for i in range(n)],
+        inputs=inputs,
+        translations=translations,
+        reconstructions=reconstructions,
+        truth=truth,
+    )
+    return SimpleNamespace(outputs={"AtoB": outputs}, metrics=RESULTS, notes=[], step=7)
+
+
+def test_evaluation_sheet_and_grid_show_tiles_enlarged_files_keep_their_size(tmp_path):
+    evaluation = _evaluation()
+    files, (grid,) = report.evaluation_files(evaluation, max_sheet_rows=2)
+    # 24 x 32 px tiles: the smallest whole factor reaching 128 px is 6 (144 x 192 px).
+    sheet = files["AtoB.png"]
+    assert sheet.shape == (2 * 144, 4 * 192, 3)
+    o = evaluation.outputs["AtoB"]
+    for row in range(2):
+        for col, images in enumerate((o.inputs, o.translations, o.reconstructions, o.truth)):
+            tile = sheet[row * 144 : (row + 1) * 144, col * 192 : (col + 1) * 192]
+            np.testing.assert_array_equal(tile, np.broadcast_to(images[row, 0, 0], tile.shape))
+    assert files["AtoB/face_0.png"].shape == (24, 32, 3)  # Translations at the model's size.
+    assert grid.image_size == (24, 32)
+    page = report.write_evaluation(evaluation, tmp_path)
+    text = page.read_text()
+    assert text.count('width="192" height="144"') == 3 * 4  # Every image of the grid.
+    assert Image.open(tmp_path / "AtoB" / "face_0.png").size == (32, 24)
+    assert Image.open(tmp_path / "AtoB.png").size == (4 * 192, 3 * 144)  # Default: 8 rows.
+    shot = screenshot(page, tmp_path / "shot.png", 1100, 1400)
+    # The input of image 1 (one grey level) fills its 144 x 192 px tile on the page.
+    colour = np.asarray(Image.open(tmp_path / "AtoB" / "input" / "face_1.png"))[0, 0]
+    assert int(np.all(shot == colour, axis=-1).sum()) >= 0.9 * 144 * 192

@@ -49,9 +49,15 @@ def test_writes_checkpoints_logs_and_samples(straight_run, config):
     assert len(list((workdir / "profile").glob("plugins/profile/*/*.xplane.pb"))) == 1
     for direction in ("AtoB", "BtoA"):
         sheet = np.asarray(Image.open(workdir / "samples" / f"{direction}.png"))
-        # 4 test images, 4 columns (input | translation | reconstruction | truth) of 32 px.
-        assert sheet.shape == (4 * 32, 4 * 32, 3)
-        assert len(list((workdir / "samples" / direction).glob("*.png"))) == 4
+        # 4 test images, 4 columns (input | translation | reconstruction | truth) of 32 px,
+        # each shown 4x (128 px, nearest neighbour); the translation files stay at 32 px.
+        assert sheet.shape == (4 * 128, 4 * 128, 3)
+        translations = sorted((workdir / "samples" / direction).glob("*.png"))
+        assert len(translations) == 4
+        first = np.asarray(Image.open(translations[0]))
+        assert first.shape == (32, 32, 3)
+        np.testing.assert_array_equal(sheet[:128:4, 128:256:4], first)
+        np.testing.assert_array_equal(sheet[3:128:4, 131:256:4], first)
         metrics = result["eval"][direction]
         assert 0 < metrics["identity_l1"] < 2 and 0 < metrics["l1"] < 2
         assert metrics["ratio"] == pytest.approx(metrics["l1"] / metrics["identity_l1"])
