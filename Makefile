@@ -21,16 +21,19 @@ $(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
 demo: $(VENV)/.installed
 	$(PY) train.py --config=configs/demo.py --workdir=$(WORKDIR)
 
-# The whole suite, slow end-to-end runs included; ruff lint first. The report tests render
-# pages in headless Chromium: installed here on Debian (as root) when missing.
+# The whole suite, slow end-to-end runs included (the notebooks too, run top to bottom in
+# their tiny setting); lint first. The report tests render pages in headless Chromium:
+# installed here on Debian (as root) when missing.
 test: $(VENV)/.installed-test
 	command -v chromium >/dev/null || ! command -v apt-get >/dev/null || \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
-	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(MAKE) lint
 	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
+# ruff (Python files and notebooks), and notebooks stored without outputs.
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+	$(PY) tests/check_notebooks.py notebooks
 
 bench: $(VENV)/.installed-test
 	$(PY) bench/train_step.py
