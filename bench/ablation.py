@@ -3,6 +3,7 @@
   python bench/ablation.py                          # every variant, 64 px, CPU-sized nets
   python bench/ablation.py --steps 300 --variants baseline pacgan --out ablation.md
   python bench/ablation.py --variants baseline --seed 1   # seed noise: the same run reseeded
+  python bench/ablation.py --variants baseline cyclegan_vae --vae_steps 500 --latent_steps 700
 
 Each variant is the CPU-sized baseline (configs/demo.py's networks at --size px) with one
 switch of configs/cyclegan_thesis.py turned on, or all of them ("thesis"). Every run trains
@@ -12,6 +13,11 @@ cycle reconstruction L1, each against the identity baseline (input vs truth), an
 training speed. VGG-based variants use the converted VGG19 weights when found and say
 "random VGG" in the table otherwise (the numbers then say little about the method).
 Written as Markdown to --out and printed.
+
+`cyclegan_vae` is another method, not a switch: configs/cyclegan_vae_demo.py's networks
+at --size px (latent map --size / 4), trained --vae_steps VAE steps then --latent_steps
+latent CycleGAN steps (pick them so that its wall time matches the baseline's: the note
+gives both stages' steps, its seconds, and the VAE's reconstruction L1 of the test images).
 """
 
 import argparse
@@ -67,11 +73,14 @@ VARIANTS = {
     "hinge": lambda c: setattr(c.loss, "gan_mode", "hinge"),
     "thesis": _thesis,
 }
+#: Other methods, run beside the pixel CycleGAN from their own demo configs at --size.
+METHODS = ("cyclegan_vae",)
 
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    names = [*VARIANTS, *METHODS]
+    p.add_argument("--variants", nargs="+", default=names, choices=names)
     p.add_argument("--steps", type=int, default=400, help="training steps per variant")
     p.add_argument("--size", type=int, default=64, help="image side (px)")
     p.add_argument("--batch", type=int, default=4)
@@ -79,14 +88,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--data", default=None, help="built-in data folder (default: a temp dir)")
     p.add_argument("--workdir", default=None, help="keep the runs here (default: a temp dir)")
     p.add_argument("--out", default="ablation.md", help="Markdown table file")
+    p.add_argument("--vae_steps", type=int, default=None, help="cyclegan_vae: stage 1 steps")
+    p.add_argument("--latent_steps", type=int, default=None, help="cyclegan_vae: stage 2 steps")
     return p.parse_args(argv)
 
 
 def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collections.ConfigDict:
-    """configs/demo.py at --size with the variant's switch."""
-    from configs import demo
+    """configs/demo.py at --size with the variant's switch (cyclegan_vae: its demo config)."""
+    from configs import cyclegan_vae_demo, demo
 
-    c = demo.get_config()
+    c = (cyclegan_vae_demo if name in METHODS else demo).get_config()
     c.data.root = data
     c.data.synthetic.enabled = True
     c.data.synthetic.size = args.size
@@ -94,21 +105,52 @@ def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collect
     c.data.load_size = args.size + args.size // 8
     c.data.batch_size = args.batch
     c.seed = args.seed
-    c.train.num_steps = args.steps
-    c.train.decay_steps = args.steps // 2
+    steps = args.steps
+    if name == "cyclegan_vae":
+        c.model.vae.latent_size = args.size // 4
+        c.vae_stage.num_steps = args.steps if args.vae_steps is None else args.vae_steps
+        steps = args.steps if args.latent_steps is None else args.latent_steps
+    c.train.num_steps = steps
+    c.train.decay_steps = steps // 2
     c.train.log_every = max(1, args.steps // 4)
     c.train.log_images_every = args.steps
     c.train.ckpt_every = args.steps
     c.train.eval_every = 0
-    VARIANTS[name](c)
+    if name in VARIANTS:
+        VARIANTS[name](c)
     return c
+
+
+def total_steps(config: ml_collections.ConfigDict) -> int:
+    """Steps of every stage of the run."""
+    from jaxfaces.methods import get_method
+
+    return get_method(config.method).stages(config)[-1].stop
+
+
+def method_note(config: ml_collections.ConfigDict, state, seconds: float) -> str:
+    """cyclegan_vae: its stages' steps, its time and the VAE's reconstruction L1 of the
+    test images; "" for the pixel CycleGAN."""
+    if config.method != "cyclegan_vae":
+        return ""
+    from jaxfaces import data as data_lib
+    from jaxfaces.methods import cyclegan_vae
+
+    rec = [
+        cyclegan_vae.reconstruction_l1(config, state, data_lib.test_images(config.data, d)[0])
+        for d in ("a", "b")
+    ]
+    return (
+        f"VAE {config.vae_stage.num_steps} + latent {config.train.num_steps} steps, "
+        f"{seconds:.0f} s; VAE rec. L1 A / B {rec[0]:.4f} / {rec[1]:.4f}"
+    )
 
 
 def vgg_note(config: ml_collections.ConfigDict) -> str:
     """ "" without the VGG loss; else whether real weights were found."""
     from jaxfaces.models import vgg
 
-    if config.loss.identity != "vgg":
+    if config.loss.get("identity", "pixel") != "vgg":
         return ""
     try:
         vgg.find_weights(config.vgg.weights or None)
@@ -161,8 +203,10 @@ def main(argv=None) -> None:
         start = time.perf_counter()
         result = loop.train(config, work / name)
         seconds = time.perf_counter() - start
+        print(f"=== {name}: {seconds:.0f} s", flush=True)
         ev = result["eval"]
-        rows.append((name, note, ev, args.steps / seconds))
+        note = note or method_note(config, result["state"], seconds)
+        rows.append((name, note, ev, total_steps(config) / seconds))
     table = markdown_table(rows, args)
     pathlib.Path(args.out).write_text(table + "\n")
     print("\n" + table)

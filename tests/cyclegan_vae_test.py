@@ -347,6 +347,27 @@ def test_unsuitable_pretrained_vae_is_a_one_line_error_naming_it(straight, faces
     assert "a 'cyclegan' run, not a cyclegan_vae one" in error(c)
 
 
+@pytest.mark.slow
+def test_demo_config_trains_on_folders_of_another_size(straight, faces, tmp_path):
+    """--config.data.root= --config.data.a=... (and the test and truth folders): 40 px
+    images are resized to the config's 32 px."""
+    folders = {}
+    for key, split in (("a", "trainA"), ("b", "trainB"), ("test_a", "testA"),
+                       ("test_b", "testB"), ("truth_a2b", "truthAtoB")):  # fmt: skip
+        folders[key] = tmp_path / split
+        folders[key].mkdir()
+        for path in sorted((faces / split).iterdir())[:4]:
+            Image.open(path).resize((40, 40)).save(folders[key] / path.name)
+    c = tiny_config("", **{"data.synthetic.enabled": False, "vae_stage.num_steps": 1})
+    c.train.num_steps = 1
+    for key, folder in folders.items():
+        c.data[key] = str(folder)
+    result = loop.train(c, tmp_path / "run")
+    assert result["step"] == 2
+    assert result["eval"]["AtoB"]["identity_l1"] > 0  # Against the truths given.
+    assert "ratio" not in result["eval"]["BtoA"]  # No truth_b2a given.
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=dict(os.environ), capture_output=True,

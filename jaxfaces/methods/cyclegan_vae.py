@@ -465,6 +465,14 @@ def make_reconstruct(config: ml_collections.ConfigDict) -> Callable[[dict, jax.A
     return lambda p, x: dec.apply({"params": p["decoder"]}, encode(p["encoder"], x), train=False)
 
 
+def reconstruction_l1(config: ml_collections.ConfigDict, state: State, images: np.ndarray) -> float:
+    """Mean L1 of D(E(x)) to x over a set of [-1, 1] images (the VAE's reconstruction
+    error, which bounds how close a translation can get to its target)."""
+    fn = jax.jit(functools.partial(make_reconstruct(config), state["vae"]))
+    rec = batching.apply_batched(lambda x: fn(jnp.asarray(x)), np.asarray(images, np.float32))
+    return float(np.mean(metrics.l1(np.asarray(rec), images)))
+
+
 def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
     """The latent critics for evaluation, on images: D_Y(E(x)) judges AtoB's translations
     (it learnt domain B's latents), D_X(E(x)) BtoA's."""
