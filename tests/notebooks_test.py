@@ -8,6 +8,7 @@ import pathlib
 import re
 import sys
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -31,9 +32,17 @@ def execute(name: str, tmp_path: pathlib.Path, monkeypatch) -> tuple[str, list[n
     (params,) = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
     paths = f"WORKDIR = {str(tmp_path / 'work')!r}\nFACES = {str(tmp_path / 'faces')!r}"
     nb.cells.insert(params + 1, nbformat.v4.new_code_cell(paths))
+    # The kernel: this interpreter, whatever other "python3" kernels are installed.
+    spec = tmp_path / "jupyter" / "kernels" / "jaxfaces-tests"
+    spec.mkdir(parents=True)
+    argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(json.dumps({"argv": argv, "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv("JAXFACES_NOTEBOOK_SMOKE", "1")
+    # The session's compilation cache (conftest.py), as for the tests that train in-process.
+    monkeypatch.setenv("JAX_COMPILATION_CACHE_DIR", jax.config.jax_compilation_cache_dir)
     client = nbclient.NotebookClient(
-        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}
+        nb, timeout=600, kernel_name="jaxfaces-tests", resources={"metadata": {"path": str(ROOT)}}
     )
     client.execute()  # Raises CellExecutionError, with the cell and traceback, on any error.
     text, images = [], []
