@@ -2,6 +2,8 @@
 
 import importlib.metadata
 import json
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
@@ -210,3 +212,9 @@ def test_archive_checkpoint_zips_the_newest_step_as_a_workdir(tmp_path):
     assert theirs.read_text() == "someone's file"
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         notebook.archive_checkpoint(tmp_path / "empty")
+
+
+def test_importing_the_module_loads_neither_jax_nor_ipython():
+    code = "import sys, jaxfaces.notebook; print('jax' in sys.modules, 'IPython' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["False", "False"], r.stderr[-2000:]
