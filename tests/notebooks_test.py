@@ -57,6 +57,7 @@ def execute(name: str, tmp_path: pathlib.Path, monkeypatch) -> tuple[str, list[n
     return "\n".join(text), images
 
 
+@pytest.mark.slow  # Scheduled early (conftest.py), beside the demo's run.
 def test_quickstart_trains_shows_and_archives(tmp_path, monkeypatch):
     text, images = execute("quickstart.ipynb", tmp_path, monkeypatch)
     assert "Training cyclegan for 4 steps on 1 cpu device(s)" in text
@@ -69,6 +70,7 @@ def test_quickstart_trains_shows_and_archives(tmp_path, monkeypatch):
     assert len(list((tmp_path / "work" / "translated").glob("*.png"))) == 4 + 1
 
 
+@pytest.mark.slow  # Scheduled early (conftest.py), beside the demo's run.
 def test_style_transfer_and_lft_say_the_vgg_weights_are_random(tmp_path, monkeypatch):
     text, images = execute("style_transfer_and_lft.ipynb", tmp_path, monkeypatch)
     assert "VGG19 weights: random (explicitly requested; not ImageNet)" in text
@@ -82,6 +84,7 @@ def test_style_transfer_and_lft_say_the_vgg_weights_are_random(tmp_path, monkeyp
         assert len(images) == 1
 
 
+@pytest.mark.slow  # Scheduled early (conftest.py), beside the demo's run.
 def test_thesis_cyclegan_compares_variants(tmp_path, monkeypatch):
     text, images = execute("thesis_cyclegan.ipynb", tmp_path, monkeypatch)
     assert "thesis: VGG19 weights random" in text
