@@ -1,7 +1,8 @@
 """Results on the thesis's photo <-> portrait pairs: every method, the same CPU time.
 
-  python bench/results.py --minutes 5                # writes its table into docs/RESULTS.md
+  python bench/results.py --minutes 4                # writes its table into docs/RESULTS.md
   python bench/results.py --minutes 0.3 --methods pix2pix --limit_test 4 --out /tmp/r.md
+  python bench/results.py --table_from runs/results/RUN/results.json   # the table again
 
 Splits ../shared/data/thesis_faces (--data) by file name: the first pairs train, the last 40
 test (the same split in every results table), as a folder of links WORKDIR/data in the
@@ -17,9 +18,11 @@ truthBtoA/); the data is never copied. Then for each method (configs/<method>_th
    baseline's, input vs truth), PSNR, SSIM.
 
 The table (with an identity row, the measured training time of each run and the command that
-reproduces each row) is printed and written into --out between this script's markers; the
-rest of the file is kept. LFT runs with random VGG19 weights (and says so) when no converted
-ImageNet weights are found.
+reproduces each row) is printed and written into --out between this script's markers (the
+rest of the file is kept); the measurements stay in the run folder's results.json. On a
+machine shared with other work the step time can change between the calibration and the
+run: the table names the runs more than a fifth off the budget. LFT runs with random VGG19
+weights (and says so) when no converted ImageNet weights are found.
 """
 
 import argparse
@@ -78,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--limit_test", type=int, default=None, help="development: the first N test pairs only"
     )
     p.add_argument("--out", default=str(ROOT / "docs" / "RESULTS.md"), help="Markdown file")
+    p.add_argument(
+        "--table_from", default=None, help="a run's results.json: write its table, train nothing"
+    )
     args = p.parse_args(argv)
     if args.minutes <= 0:
         p.error("--minutes must be positive")
@@ -382,8 +388,9 @@ def markdown_table(rows: list[dict], identity: dict, meta: dict[str, str]) -> st
         + (f" (here only the first {meta['test']} of them)" if meta["test"] < NUM_TEST else "")
         + " (the same split in every results table). 64 px; L1 in [-1, 1] units with its ratio "
         "to the identity baseline's (input vs truth); PSNR in dB (range 2); SSIM (11 px "
-        f"Gaussian window). Each method trained for about {meta['minutes']:g} CPU minutes "
-        "(steps from a measured step time); 'train' is the measured time of its steps "
+        f"Gaussian window). Each method trained for about {meta['minutes']:g} minutes on all "
+        "the machine's cores (wall clock; its steps from a step time measured just before "
+        "the run); 'train' is the measured time of its steps "
         "(the first, compiled one counted as one more step), 'wall' the whole train.py "
         "command (start-up, compilation, LFT's feature cache and the final evaluation). "
         "'-': a direction the method's config does not train (LFT: photo -> portrait only, "
@@ -406,9 +413,28 @@ def markdown_table(rows: list[dict], identity: dict, meta: dict[str, str]) -> st
             f"| {row['label']} | " + " | ".join(cells) + f" | {row['steps']} "
             f"| {row['train_s'] / 60:.1f} min | {row['wall_s'] / 60:.1f} min |"
         )
-    lines += ["", "Each row's run (from the repository root; the split is made by the script):", ""]
+    off = off_budget(rows, 60 * meta["minutes"])
+    if off:
+        lines += [
+            "",
+            "Off the budget by more than a fifth (the steps come from a step time measured "
+            "just before each run; other work on the machine changed its speed): "
+            + ", ".join(f"{row['label']} {row['train_s'] / 60:.1f} min" for row in off)
+            + f" for a budget of {meta['minutes']:g} min.",
+        ]
+    lines += [
+        "",
+        f"Each row's run (from the repository root; {meta.get('split', 'runs/results/data')} "
+        "is the split the script makes):",
+        "",
+    ]
     lines += [f"- {row['label']}: `{row['command']}`" for row in rows]
     return "\n".join(lines)
+
+
+def off_budget(rows: list[dict], budget_s: float, tolerance: float = 0.2) -> list[dict]:
+    """The rows whose measured training time is off `budget_s` by more than `tolerance`."""
+    return [row for row in rows if abs(row["train_s"] - budget_s) > tolerance * budget_s]
 
 
 def replace_section(text: str, body: str) -> str:
@@ -429,11 +455,12 @@ def replace_section(text: str, body: str) -> str:
     return text.rstrip("\n") + f"\n\n{block}\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def measure(args: argparse.Namespace, argv: list[str] | None) -> dict:
+    """Builds the split, runs every method; returns {"meta", "identity", "rows"} (also
+    written to the run folder's results.json)."""
     data = pathlib.Path(args.data).expanduser()
     workdir = pathlib.Path(args.workdir).expanduser().resolve()
-    out = pathlib.Path(args.out)
+    load = os.getloadavg()[0]  # The machine may be shared: say how busy it was.
     names = pair_names(data)
     train, test = split_names(names, args.limit_test)
     data_root = workdir / "data"
@@ -441,18 +468,34 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Split: {len(train)} training pairs, {len(test)} test pairs in {data_root}", flush=True)
     runs = workdir / datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = [run_method(name, args, data_root, runs) for name in args.methods]
-    identity = identity_metrics(data_root)
     meta = {
         "data": os.path.relpath(data.resolve(), ROOT),
+        "split": shown(data_root),
         "train": len(train),
         "test": len(test),
         "minutes": args.minutes,
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "machine": cpu_model(),
+        "machine": f"{cpu_model()}; 1-minute load average {load:.1f} at the start",
         "command": shlex.join(["python", "bench/results.py", *(argv or sys.argv[1:])]),
     }
-    table = markdown_table(rows, identity, meta)
+    measured = {"meta": meta, "identity": identity_metrics(data_root), "rows": rows}
+    (runs / "results.json").write_text(json.dumps(measured, indent=2) + "\n")
+    print(f"Measurements: {runs / 'results.json'}", flush=True)
+    return measured
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.table_from:
+        path = pathlib.Path(args.table_from)
+        if not path.is_file():
+            raise InputError(f"--table_from: no file {path}")
+        measured = json.loads(path.read_text())
+    else:
+        measured = measure(args, argv)
+    table = markdown_table(measured["rows"], measured["identity"], measured["meta"])
     print("\n" + table, flush=True)
+    out = pathlib.Path(args.out)
     text = out.read_text() if out.is_file() else ""
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(replace_section(text, table))

@@ -207,6 +207,39 @@ def test_results_table_rows():
         lines
     )
     assert "- pix2pix: `python train.py --config=c.py`" in lines
+    assert not any(line.startswith("Off the budget") for line in lines)  # 5.0 min for 5.
+    slow = {**row, "label": "CycleGAN", "train_s": 361.0}  # Over 6 min: off by more than 1/5.
+    fast = {**row, "label": "LFT", "train_s": 241.0}  # Within a fifth.
+    text = results.markdown_table([row, slow, fast], {"AtoB": ident, "BtoA": ident}, meta)
+    assert "changed its speed): CycleGAN 6.0 min for a budget of 5 min." in text
+    assert "LFT 4.0" not in text
+
+
+def test_results_table_from_a_saved_run(tmp_path, capsys):
+    """--table_from rewrites the section from a run's results.json; the rest stays."""
+    import json
+
+    m = {"l1": 0.25, "ratio": 0.5, "psnr": 17.0, "ssim": 0.4}
+    measured = {
+        "meta": {"data": "../d", "train": 220, "test": 40, "minutes": 4.0, "date": "D",
+                 "machine": "M", "command": "python bench/results.py"},
+        "identity": {"AtoB": m, "BtoA": m},
+        "rows": [{"label": "pix2pix", "metrics": {"AtoB": m}, "steps": 9, "train_s": 240.0,
+                  "wall_s": 300.0, "command": "python train.py"}],
+    }  # fmt: skip
+    saved = tmp_path / "results.json"
+    saved.write_text(json.dumps(measured))
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# Mine\n\nkept\n")
+    assert results.cli(["--table_from", str(saved), "--out", str(out)]) == 0
+    text = out.read_text()
+    assert text.startswith("# Mine\n\nkept\n\n" + results.BEGIN)
+    assert "| pix2pix | 0.2500 (0.50x) | 17.00 | 0.400 | - | - | - | 9 | 4.0 min | 5.0 min |" in (
+        text
+    )
+    assert results.cli(["--table_from", str(tmp_path / "none.json"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == f"error: --table_from: no file {tmp_path / 'none.json'}\n"
+    assert out.read_text() == text
 
 
 def test_results_identity_row_is_input_against_truth(tmp_path):
