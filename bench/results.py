@@ -332,18 +332,14 @@ def identity_metrics(data_root: pathlib.Path, size: int = 64) -> dict[str, dict[
     import numpy as np
 
     from configs import pix2pix_thesis64
-    from jaxfaces import data as data_lib
     from jaxfaces import evaluation, metrics
 
     config = pix2pix_thesis64.get_config()
     config.data.root, config.data.size = str(data_root), size
+    evaluator = evaluation.Evaluator(config)  # Reads the test splits and their truths.
     out = {}
-    for direction, (src, truth_folder) in {
-        "AtoB": ("a", "truthAtoB"),
-        "BtoA": ("b", "truthBtoA"),
-    }.items():
-        images, names = data_lib.test_images(config.data, src)
-        truth = evaluation.load_truth(data_root / truth_folder, names, size)
+    for direction, src in (("AtoB", "a"), ("BtoA", "b")):
+        images, truth = evaluator.tests[src][0], evaluator.truth[direction]
         out[direction] = {
             "l1": float(np.mean(metrics.l1(images, truth))),
             "ratio": 1.0,

@@ -43,17 +43,6 @@ from jaxfaces.training import checkpoint
 BATCH = 16  # Images per compiled call.
 
 
-def load_truth(folder: pathlib.Path, names: list[str], size: int) -> np.ndarray:
-    """The true translations of `names` from `folder`, as [-1, 1] arrays of `size`."""
-    missing = [n for n in names if not (folder / n).is_file()]
-    if missing:
-        raise ValueError(
-            f"{folder} lacks the true translations of {missing[:5]} "
-            f"({len(missing)} of {len(names)} test images)"
-        )
-    return np.stack([data_lib.to_float(data_lib.read_image(folder / n, size)) for n in names])
-
-
 def quantise(images: np.ndarray) -> np.ndarray:
     """[-1, 1] images rounded to 8 bits, as written to image files, back in [-1, 1]."""
     return data_lib.to_float(data_lib.to_uint8(images))
