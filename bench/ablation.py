@@ -16,8 +16,9 @@ Written as Markdown to --out and printed.
 
 `cyclegan_vae` is another method, not a switch: configs/cyclegan_vae_demo.py's networks
 at --size px (latent map --size / 4), trained --vae_steps VAE steps then --latent_steps
-latent CycleGAN steps (pick them so that its wall time matches the baseline's: the note
-gives both stages' steps, its seconds, and the VAE's reconstruction L1 of the test images).
+latent CycleGAN steps (pick them so that its CPU time matches the baseline's: each run
+prints its wall and CPU seconds; the note gives both stages' steps, the seconds, and the
+VAE's reconstruction L1 of the test images).
 """
 
 import argparse
@@ -128,9 +129,9 @@ def total_steps(config: ml_collections.ConfigDict) -> int:
     return get_method(config.method).stages(config)[-1].stop
 
 
-def method_note(config: ml_collections.ConfigDict, state, seconds: float) -> str:
-    """cyclegan_vae: its stages' steps, its time and the VAE's reconstruction L1 of the
-    test images; "" for the pixel CycleGAN."""
+def method_note(config: ml_collections.ConfigDict, state, seconds: float, cpu: float) -> str:
+    """cyclegan_vae: its stages' steps, its wall and CPU time (all threads) and the VAE's
+    reconstruction L1 of the test images; "" for the pixel CycleGAN."""
     if config.method != "cyclegan_vae":
         return ""
     from jaxfaces import data as data_lib
@@ -142,7 +143,7 @@ def method_note(config: ml_collections.ConfigDict, state, seconds: float) -> str
     ]
     return (
         f"VAE {config.vae_stage.num_steps} + latent {config.train.num_steps} steps, "
-        f"{seconds:.0f} s; VAE rec. L1 A / B {rec[0]:.4f} / {rec[1]:.4f}"
+        f"{seconds:.0f} s ({cpu:.0f} CPU s); VAE rec. L1 A / B {rec[0]:.4f} / {rec[1]:.4f}"
     )
 
 
@@ -200,12 +201,12 @@ def main(argv=None) -> None:
         config = variant_config(name, args, data)
         note = vgg_note(config)
         print(f"=== {name} {note}", flush=True)
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         result = loop.train(config, work / name)
-        seconds = time.perf_counter() - start
-        print(f"=== {name}: {seconds:.0f} s", flush=True)
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        print(f"=== {name}: {seconds:.0f} s, {cpu:.0f} CPU s", flush=True)
         ev = result["eval"]
-        note = note or method_note(config, result["state"], seconds)
+        note = note or method_note(config, result["state"], seconds, cpu)
         rows.append((name, note, ev, total_steps(config) / seconds))
     table = markdown_table(rows, args)
     pathlib.Path(args.out).write_text(table + "\n")
