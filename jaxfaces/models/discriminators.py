@@ -17,13 +17,15 @@ class PatchGAN(nn.Module):
     conv4x4 s2 + LeakyReLU 0.2, then `n_layers - 1` of conv4x4 s2 + norm + LeakyReLU with
     filters doubling up to 8 ndf, one conv4x4 s1 + norm + LeakyReLU, and a conv4x4 s1 to one
     channel (all zero padding 1). n_layers=3 sees 70x70 patches; with ndf=64 and instance norm
-    it has 2,764,737 parameters, as the reference.
+    it has 2,764,737 parameters, as the reference. `out_channels` > 1 gives that many logits
+    per patch (DTN's three-way discriminator: one per class).
     """
 
     ndf: int = 64
     n_layers: int = 3
     norm: str = "instance"
     dtype: Any = jnp.float32
+    out_channels: int = 1
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
@@ -38,7 +40,7 @@ class PatchGAN(nn.Module):
             features = self.ndf * min(2**n, 8)
             x = conv(features, stride=stride, use_bias=bias, name=f"conv_{n}")(x)
             x = layers.leaky_relu(layers.Norm(self.norm, name=f"norm_{n}")(x, train))
-        x = conv(1, stride=1, name=f"conv_{self.n_layers + 1}")(x)
+        x = conv(self.out_channels, stride=1, name=f"conv_{self.n_layers + 1}")(x)
         return x.astype(jnp.float32)
 
 
