@@ -2,6 +2,7 @@
 
   python translate.py --ckpt=runs/demo --direction=AtoB --input=photos/ --output=out/ [--sheet]
       [--truth=portraits/]   # per-image and mean L1, PSNR, SSIM to the true translations
+      [--scale=native]       # at each input's own size, not the trained scale (the default)
   python translate.py --method=nst --content=photos/ --style=painting.png --output=out/ \
       [--config=configs/nst.py --config.nst.steps=200] [--steps --optimizer --init --size]
 
@@ -30,7 +31,14 @@ flags.DEFINE_bool(
     "Replace files in --output that jaxfaces did not write (its own earlier outputs are "
     "replaced anyway); inputs (--input, --truth, --content, --style) are never replaced.",
 )
-flags.DEFINE_integer("size", None, "Translate at size x size (a multiple of 4).")
+flags.DEFINE_enum(
+    "scale",
+    "trained",
+    ["trained", "native"],
+    "trained: resize each input so that its shorter side is the model's training size, "
+    "translate, resize back (the scale the model learnt); native: at the input's own size.",
+)
+flags.DEFINE_integer("size", None, "Translate at size x size (a multiple of 4; wins over --scale).")
 flags.DEFINE_bool("sheet", False, "Also write input | output grids (sheet_NNN.png).")
 flags.DEFINE_string(
     "truth", None, "Folder of true translations (same names): writes OUTPUT/metrics.csv."
@@ -89,6 +97,7 @@ def main(argv: list[str]) -> int:
         translators, step = inference.load_translators(FLAGS.ckpt, FLAGS.step)
         translator = translators(FLAGS.direction)
         print(f"{len(files)} image(s), {FLAGS.direction}, checkpoint step {step}", flush=True)
+        print(inference.describe_scale(translator, FLAGS.size, FLAGS.scale), flush=True)
         written, skipped = inference.translate_files(
             translator,
             files,
@@ -97,6 +106,7 @@ def main(argv: list[str]) -> int:
             FLAGS.sheet,
             truth=FLAGS.truth,
             overwrite=FLAGS.overwrite,
+            scale=FLAGS.scale,
         )
     except (FileNotFoundError, ValueError) as e:
         if cli.input_error(e) is None:  # Not one of our checks: a bug, keep its traceback.

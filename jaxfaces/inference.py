@@ -23,6 +23,8 @@ class Translator:
 
     Attributes:
       multiple: image sides must be multiples of it (`Method.spatial_multiple`).
+      trained_size: the side the model was trained at (`config.data.load_size`: each training
+        image was resized to it before cropping), the scale `translate_files` uses by default.
     """
 
     def __init__(self, config: ml_collections.ConfigDict, state: dict[str, Any], direction: str):
@@ -33,6 +35,7 @@ class Translator:
             raise ValueError(f"this checkpoint has no {direction} generator; it has: {have}")
         self.config, self.direction = config, direction
         self.multiple = int(method.spatial_multiple(config))
+        self.trained_size = int(config.data.load_size)
         # On the device once (an LFT checkpoint's variables hold the VGG19 weights).
         self.variables = jax.device_put(variables)
         self._fn = jax.jit(method.make_translate(config))
@@ -77,14 +80,40 @@ def expand_inputs(spec: str) -> list[pathlib.Path]:
     return files
 
 
-def working_size(height: int, width: int, size: int | None, multiple: int = 4) -> tuple[int, int]:
-    """The (H, W) to translate at: `size` x `size`, else the input's sides rounded to the
-    nearest multiples of `multiple` (the translator's `spatial_multiple`)."""
+SCALES = ("trained", "native")
+
+
+def working_size(
+    height: int,
+    width: int,
+    size: int | None,
+    multiple: int = 4,
+    trained_size: int | None = None,
+) -> tuple[int, int]:
+    """The (H, W) to translate at, its sides rounded to multiples of `multiple` (the
+    translator's `spatial_multiple`): `size` x `size` when given; else, with `trained_size`,
+    the input scaled so that its shorter side is `trained_size` (the scale the model saw in
+    training, the aspect ratio kept); else the input's own sides."""
     if size:
         if size % multiple:
             raise ValueError(f"--size ({size}) must be a multiple of {multiple}")
         return size, size
-    return tuple(max(multiple, round(side / multiple) * multiple) for side in (height, width))
+    scale = trained_size / min(height, width) if trained_size else 1.0
+    return tuple(
+        max(multiple, round(side * scale / multiple) * multiple) for side in (height, width)
+    )
+
+
+def describe_scale(translator, size: int | None, scale: str) -> str:
+    """One line saying at which size `translate_files` translates (for the console)."""
+    if size:
+        return f"translating at {size}x{size} px (--size)"
+    if scale == "native":
+        return "translating at each input's own size (--scale=native)"
+    return (
+        f"translating at the trained scale: shorter side {translator.trained_size} px, then "
+        "resized back to each input's size (--scale=native: at the input's own size)"
+    )
 
 
 resize = preprocess.resize_to
@@ -100,11 +129,15 @@ def translate_files(
     batch_size: int = 16,
     truth: str | pathlib.Path | None = None,
     overwrite: bool = False,
+    scale: str = "trained",
 ) -> tuple[list[pathlib.Path], list[tuple[pathlib.Path, str]]]:
     """Translates each file to OUTPUT/<same name>; returns (written, [(skipped, why)]).
 
-    Without `size`, an image whose sides are not multiples of 4 is translated at the nearest
-    such size and the result resized back; with `size` the output is `size` x `size`.
+    Without `size`, each image is translated at the scale the model was trained at
+    (`scale="trained"`: resized so that its shorter side is `translator.trained_size`, the
+    reference test script's practice) or at its own size (`scale="native"`), its sides rounded
+    to the translator's multiple, and the result resized back to the input's size (bicubic);
+    with `size` the output is `size` x `size`.
     Images of one working size are translated `batch_size` at a time (the last batch of a
     size padded when it follows a full one, so one program serves them). Unreadable files
     are skipped (and reported), never fatal for the others. With `truth`, a folder holding
@@ -119,6 +152,8 @@ def translate_files(
     Raises:
       outputs.OutputError (a ValueError): a refused target, or two inputs of one name.
     """
+    if scale not in SCALES:
+        raise ValueError(f"--scale must be one of {', '.join(SCALES)}, not {scale!r}")
     output = pathlib.Path(output)
     truth_files = match_truth(files, truth) if truth is not None else {}
     targets = outputs.named_after(files, output)
@@ -127,8 +162,9 @@ def translate_files(
     if sheet:
         targets += [output / SHEET.format(i) for i in range(-(-len(files) // sheet_rows))]
     with outputs.guard(output, targets, [*files, *truth_files.values()], overwrite):
+        trained = translator.trained_size if scale == "trained" else None
         return _translate_files(
-            translator, files, output, size, sheet, sheet_rows, batch_size, truth_files
+            translator, files, output, size, sheet, sheet_rows, batch_size, truth_files, trained
         )
 
 
@@ -141,6 +177,7 @@ def _translate_files(
     sheet_rows: int,
     batch_size: int,
     truth_files: dict[pathlib.Path, pathlib.Path],
+    trained_size: int | None,
 ) -> tuple[list[pathlib.Path], list[tuple[pathlib.Path, str]]]:
     written, skipped, results = [], [], {}
     pending: dict[tuple[int, int], list] = {}
@@ -172,7 +209,7 @@ def _translate_files(
             skipped.append((path, str(e)))
             print(f"skipping {path}: {e}", flush=True)
             continue
-        hw = working_size(*image.shape[:2], size, translator.multiple)
+        hw = working_size(*image.shape[:2], size, translator.multiple, trained_size)
         pending.setdefault(hw, []).append((i, path, image))
         if len(pending[hw]) == batch_size:
             flush(hw)

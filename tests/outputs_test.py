@@ -34,6 +34,7 @@ class Negate:
     """Stands in for an `inference.Translator` (sides multiples of 4, [-1, 1] batches)."""
 
     multiple = 4
+    trained_size = 32
 
     def __call__(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
         return -images

@@ -110,6 +110,7 @@ def test_translate_cli_writes_every_file(straight_run, config, tmp_path):
         "--sheet",
     )
     assert r.returncode == 0, r.stderr[-2000:]
+    assert "at the trained scale: shorter side 36 px" in r.stdout
     for name, (h, w) in sizes.items():
         assert Image.open(out / name).size == (w, h)
     assert not (out / "broken.png").exists()
@@ -126,6 +127,34 @@ def test_translate_cli_writes_every_file(straight_run, config, tmp_path):
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert Image.open(tmp_path / "out2" / "a.png").size == (16, 16)
+
+
+def test_translation_is_at_the_trained_scale_by_default(straight_run, config, tmp_path):
+    """A 4x larger input is translated as the input resized to the training size (the
+    config's load_size, 36), translated, resized back; --scale=native translates it at 144 px."""
+    from jaxfaces import data as data_lib
+    from jaxfaces import inference
+
+    workdir, _ = straight_run
+    big = np.random.default_rng(1).integers(0, 256, (144, 144, 3), np.uint8)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    translator = inference.load_translators(workdir)[0]("AtoB")
+    assert translator.trained_size == config.data.load_size == 36
+    small = inference.resize(big, 36, 36)
+    y = data_lib.to_uint8(translator(data_lib.to_float(small)[None])[0])
+    expected = inference.resize(y, 144, 144)
+    by_mode = {}
+    for scale in ("trained", "native"):
+        out = tmp_path / scale
+        inference.translate_files(translator, [tmp_path / "big.png"], out, scale=scale)
+        by_mode[scale] = np.asarray(Image.open(out / "big.png"))
+        assert by_mode[scale].shape == big.shape
+    np.testing.assert_array_equal(by_mode["trained"], expected)
+    assert np.abs(by_mode["native"].astype(int) - expected).mean() > 1.0
+    assert inference.working_size(90, 120, None, 4, 36) == (36, 48)  # Aspect kept.
+    assert inference.working_size(90, 120, 16, 4, 36) == (16, 16)  # --size wins.
+    with pytest.raises(ValueError, match="--scale must be one of trained, native"):
+        inference.translate_files(translator, [tmp_path / "big.png"], tmp_path, scale="x")
 
 
 def test_translate_cli_errors_name_the_problem(straight_run, tmp_path):
