@@ -13,6 +13,9 @@ computed where they apply:
   against the truth) as the baseline and `ratio` = l1 / identity_l1.
 - `swd`: sliced Wasserstein distance (x1e3) of the translations to the real test images
   of the target domain; `identity_swd`: of the inputs, the baseline.
+- `checkerboard`: the mean share of the translations' high-frequency energy in a period-2
+  grid (`metrics.checkerboard`, the transposed convolution's artefact); `target_checkerboard`:
+  the same of the real test images of the target domain, the level to stay near.
 - `adversarial_accuracy`: how often the method's trained discriminator of the target domain
   tells real test images from translations (per PatchGAN output; 0.5 is chance), when the
   method and the state have one (a training state does, a converted one does not).
@@ -258,6 +261,9 @@ class Evaluator:
                         baseline = metrics.swd(images, real, self._swd_key)["swd"]
                         self._identity_swd[direction] = baseline
                     m["identity_swd"] = self._identity_swd[direction]
+                if min(images.shape[1:3]) >= metrics.CHECKERBOARD_BLOCK:
+                    m["checkerboard"] = float(np.mean(metrics.checkerboard(fake)))
+                    m["target_checkerboard"] = float(np.mean(metrics.checkerboard(real)))
                 accuracy = self._adversarial_accuracy(
                     state, direction, real, fake, notes, images, truth
                 )

@@ -131,6 +131,57 @@ def ssim(x: jax.Array, y: jax.Array, data_range: float = 2.0) -> jax.Array:
     return _per_image_mean(num / den)
 
 
+#: `checkerboard`: the high-pass filter's taps (binomial blur subtracted: it passes the
+#: period-2 grid whole, as the blur's response at 2 px is 0) and the block side (px).
+CHECKERBOARD_BLUR = (0.25, 0.5, 0.25)
+CHECKERBOARD_BLOCK = 8
+
+
+def checkerboard(images: jax.Array, block: int = CHECKERBOARD_BLOCK) -> jax.Array:
+    """The share of each image's high-frequency energy in a period-2 grid (0 to 1).
+
+    The artefact of stride-2 transposed convolutions (Odena et al. 2016, "Deconvolution and
+    checkerboard artifacts") is a pattern repeating every 2 px. Per channel, the image is
+    high-passed (x minus a [1, 2, 1] / 4 binomial blur, reflect-padded: a pure period-2 pattern
+    passes unchanged, smooth shading and gradients are removed); in each `block` x `block`
+    tile, the period-2 pattern that fits the residual best is the mean of each of the four
+    pixel phases (row and column parity) less their average; its energy (mean square over
+    the tile) is summed over tiles and channels and divided by the residual's energy.
+    A pure grid scores 1; white noise about 0.07 (8 px tiles); clean faces a few hundredths
+    (0.025 for the thesis's portraits at 64 px). Compare a method's translations with real
+    images of the target domain (`evaluation`: `checkerboard` beside `target_checkerboard`).
+
+    Args:
+      images: (N, H, W, C), H and W at least `block` (the part past the last whole tile is
+        left out); `block` even.
+
+    Returns:
+      (N,) float32.
+    """
+    x = jnp.asarray(images, jnp.float32)
+    if x.ndim != 4 or block % 2 or min(x.shape[1:3]) < block:
+        raise ValueError(
+            f"checkerboard needs NHWC images of at least {block} px and an even block; "
+            f"got {x.shape}, block {block}"
+        )
+    blurred = _separable_filter(
+        jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), "reflect"),
+        np.asarray(CHECKERBOARD_BLUR),
+        "VALID",
+    )
+    residual = x - blurred
+    n, h, w, c = x.shape
+    th, tw = h // block, w // block
+    tiles = residual[:, : th * block, : tw * block].reshape(
+        n, th, block // 2, 2, tw, block // 2, 2, c
+    )
+    phases = tiles.mean(axis=(2, 5))  # (n, th, 2, tw, 2, c): each pixel phase's mean.
+    pattern = phases - phases.mean(axis=(2, 4), keepdims=True)
+    grid = jnp.sum(jnp.mean(pattern**2, axis=(2, 4)), axis=(1, 2, 3))
+    total = jnp.sum(jnp.mean(tiles**2, axis=(2, 3, 5, 6)), axis=(1, 2, 3))
+    return grid / jnp.maximum(total, 1e-12)
+
+
 def gan_threshold(gan_mode: str) -> float:
     """The decision threshold of `adversarial_accuracy` for a `config.loss.gan_mode`."""
     if gan_mode not in GAN_THRESHOLDS:

@@ -36,6 +36,8 @@ METRICS = {
     "cycle_l1": ("cycle reconstruction L1", "lower"),
     "swd": ("SWD to the real target set (x1e3)", "lower"),
     "identity_swd": ("SWD of the inputs to the target set (baseline, x1e3)", "lower"),
+    "checkerboard": ("share of high frequencies in a period-2 grid", "lower"),
+    "target_checkerboard": ("the same of the real target images (reference)", "lower"),
     "adversarial_accuracy": ("discriminator accuracy, real vs translated", "lower"),
     "fid": ("FID to the real target set", "lower"),
     "kid": ("KID to the real target set (x1e3)", "lower"),

@@ -23,6 +23,7 @@ from PIL import Image
 
 from configs import test as test_config
 from jaxfaces import evaluation as evaluate
+from jaxfaces import metrics
 from jaxfaces.methods import base, cyclegan
 from jaxfaces.training import checkpoint, loop
 
@@ -39,6 +40,8 @@ EXPECTED = {
     "cycle_l1",
     "swd",
     "identity_swd",
+    "checkerboard",
+    "target_checkerboard",
     "adversarial_accuracy",
 }
 
@@ -193,6 +196,10 @@ def test_evaluate_cli_metrics_match_the_written_files(trained, cli_report):
         assert m["cycle_l1"] == pytest.approx(np.abs(rec - inputs).mean(), rel=1e-5)
         mse = ((fake - truth) ** 2).mean(axis=(1, 2, 3))
         assert m["psnr"] == pytest.approx(np.mean(10 * np.log10(4 / mse)), rel=1e-4)
+        real = np.stack([pixels(p) for p in sorted((root / f"test{'BA'[src == 'B']}").glob("*"))])
+        grid = metrics.checkerboard(fake).mean()
+        assert m["checkerboard"] == pytest.approx(float(grid), rel=1e-5)
+        assert m["target_checkerboard"] == pytest.approx(float(metrics.checkerboard(real).mean()))
     # The same function as the end of training: the same numbers for the same checkpoint.
     final = json.loads((workdir / "samples" / "metrics.json").read_text())
     assert final.keys() == results.keys()
@@ -277,7 +284,7 @@ def test_evaluate_with_own_folders_and_a_generator_only_checkpoint(trained, tmp_
     assert page == tmp_path / "report" / "index.html" and page.is_file()
     ab, ba = evaluation.metrics["AtoB"], evaluation.metrics["BtoA"]
     # No truth for the own A folder, no discriminators in the checkpoint.
-    assert set(ab) == {"cycle_l1", "swd", "identity_swd"}
+    assert set(ab) == {"cycle_l1", "swd", "identity_swd", "checkerboard", "target_checkerboard"}
     assert set(ba) == EXPECTED - {"adversarial_accuracy"}
     assert evaluation.outputs["AtoB"].names == [f"face_{i}.png" for i in range(4)]
     assert (tmp_path / "report" / "AtoB" / "face_3.png").is_file()

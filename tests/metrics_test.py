@@ -325,3 +325,37 @@ def test_kid_is_unbiased():
     stderr = unbiased.std() / np.sqrt(len(unbiased))
     assert abs(unbiased.mean()) < 3 * stderr
     assert biased.mean() > 10 * biased.std() / np.sqrt(len(biased))
+
+
+# --------------------------------------------------------------------------- checkerboard
+
+
+def test_checkerboard_of_pure_grids_is_one_and_of_a_mixture_by_hand():
+    i, j = np.mgrid[:65, :65].astype(np.float32)
+    grid = (-1.0) ** (i + j)
+    stripes = (-1.0) ** j
+    pure = np.stack([grid, stripes], 0)[..., None].repeat(3, -1)
+    np.testing.assert_allclose(metrics.checkerboard(pure), [1.0, 1.0], rtol=1e-6)
+    # A period-4 wave: high-passed to half its amplitude, mean square b^2/8, and no period-2
+    # part (its phase means in every 8 px tile are 0). With a grid of amplitude a beside it
+    # the share is a^2 / (a^2 + b^2 / 8) (65 px: the reflected edge continues the wave).
+    a, b = 0.1, 0.4
+    mixed = (a * grid + b * np.cos(np.pi * j / 2))[None, ..., None].repeat(3, -1)
+    np.testing.assert_allclose(metrics.checkerboard(mixed), [a**2 / (a**2 + b**2 / 8)], rtol=1e-4)
+
+
+def test_checkerboard_is_low_on_clean_faces_and_rises_with_a_faint_grid():
+    from jaxfaces.data import synthetic
+
+    scenes = synthetic.sample_scenes(np.random.default_rng(0), 8)
+    for faces in (synthetic.render_photo(scenes, 64), synthetic.render_painting(scenes, 64)):
+        clean = np.asarray(faces, np.float32) / 127.5 - 1
+        score = np.asarray(metrics.checkerboard(clean))
+        assert score.shape == (8,) and np.all(score < 0.1), score
+        i, j = np.mgrid[:64, :64]
+        gridded = clean + 0.05 * ((-1.0) ** (i + j))[None, ..., None]
+        assert np.all(np.asarray(metrics.checkerboard(gridded)) > 3 * score)
+    noise = np.random.default_rng(1).normal(size=(4, 64, 64, 3))
+    assert np.all(np.abs(np.asarray(metrics.checkerboard(noise)) - 0.07) < 0.02)
+    with pytest.raises(ValueError, match="at least 8 px"):
+        metrics.checkerboard(np.zeros((1, 6, 6, 3)))
