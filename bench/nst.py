@@ -5,63 +5,123 @@
 
 Both frameworks run the thesis's setting (content conv3_2, Gram losses on conv1_1..conv5_1
 with weights 0.5..4, average pooling, Adam lr 2 on 0-255 pixels, clipping) on the same
-randomly initialised VGG19 weights: a torchvision-layout PyTorch VGG19 whose state_dict is
-converted with the project's converter. JAX times `nst.stylize` with `--steps` steps after an
-ahead-of-time compile (timed apart); PyTorch runs the same number of Adam steps. Rounds
-alternate between the frameworks. Prints a Markdown table (steps/s, images*steps/s) and one
-`RATIO nst 64px batch1 jax/torch = ...` line per configuration (time per step, jax / torch).
+random VGG19 weights (drawn with numpy in torchvision's layout; the JAX process converts them
+with the project's converter, the PyTorch process loads them into a torchvision-layout VGG19).
+One iteration is `--steps` optimisation steps: JAX times `nst.stylize` (its compile, ahead
+of time, timed apart: cold in round 1, from the run's persistent cache later), PyTorch runs
+the same number of Adam steps. Each framework runs in its own process with its own defaults,
+the processes alternated over `--rounds` rounds (`bench/fair.py`). Prints a Markdown table
+(s/step: median with the min-max of the per-round medians; images*steps/s; the ratio as the
+median of per-round ratios) and, last, one `RATIO nst 64px batch1 jax/torch = ...` line per
+configuration (time per step, jax / torch).
 """
 
 import argparse
-import os
+import json
 import pathlib
-import statistics
 import sys
-import tempfile
 import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # See bench/train_step.py.
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
+from bench import fair, train_step, vgg_layout  # noqa: E402  (none imports a framework)
 
-from jaxfaces.methods import nst  # noqa: E402
+# nst.Settings()'s defaults (the thesis's), for the PyTorch process, which imports no jax;
+# tests/bench_test.py checks that they agree.
+SETTINGS = {
+    "content_layer": "conv3_2",
+    "style_layers": ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"),
+    "style_layer_weights": (0.5, 1.0, 1.5, 3.0, 4.0),
+    "content_weight": 1.0,
+    "style_weight": 1e5,
+    "tv_weight": 0.0,
+    "optimizer": "adam",
+    "lr": 2.0,
+    "pool": "avg",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=int, nargs="+", default=[64, 256])
     p.add_argument("--batch", type=int, nargs="+", default=[1, 8])
-    p.add_argument("--steps", type=int, default=5, help="optimisation steps per timed round")
-    p.add_argument("--rounds", type=int, default=2, help="timed rounds per framework")
-    p.add_argument("--framework", choices=("jax", "torch", "both"), default="both")
-    return p.parse_args(argv)
+    p.add_argument("--steps", type=int, default=5, help="optimisation steps per iteration")
+    p.add_argument("--seed", type=int, default=0)
+    fair.add_flags(p, rounds=3, warmup=1, min_time=5.0)
+    p.set_defaults(max_iters=5)
+    args = p.parse_args(argv)
+    fair.check_flags(p, args)
+    if args.steps < 1 or any(v <= 0 for v in args.size + args.batch):
+        p.error("--steps, --size and --batch values must be positive")
+    return args
 
 
-def weights() -> tuple[dict, object]:
-    """(jax params, torch VGG19) with the same random weights, through the converter."""
-    import torch
+def jobs(args: argparse.Namespace) -> list[dict]:
+    return [{"size": s, "batch": b} for s in args.size for b in args.batch]
 
-    from bench.torch_vgg import TorchVGG19
+
+def config_name(job: dict) -> str:
+    return f"{job['size']}px batch{job['batch']}"
+
+
+def vgg_state_dict(seed: int = 0) -> dict:
+    """Random VGG19 weights in torchvision's layout (`features.{i}.weight`, OIHW), as numpy:
+    PyTorch's default convolution init, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    sd, in_channels = {}, 3
+    for b, (features, n) in enumerate(vgg_layout.BLOCKS):
+        for i in range(n):
+            index = vgg_layout.torchvision_index(f"conv{b + 1}_{i + 1}")
+            bound = 1 / np.sqrt(in_channels * 9)
+            shape = (features, in_channels, 3, 3)
+            sd[f"features.{index}.weight"] = rng.uniform(-bound, bound, shape).astype(np.float32)
+            sd[f"features.{index}.bias"] = rng.uniform(-bound, bound, features).astype(np.float32)
+            in_channels = features
+    return sd
+
+
+def images(args: argparse.Namespace, job: dict):
+    """(content (N, H, W, 3), style (1, H, W, 3)) in [-1, 1], the same in both processes."""
+    import numpy as np
+
+    rng = np.random.default_rng([args.seed, job["size"], job["batch"]])
+    shape = (job["size"], job["size"], 3)
+    content = rng.uniform(-1, 1, (job["batch"], *shape)).astype(np.float32)
+    return content, rng.uniform(-1, 1, (1, *shape)).astype(np.float32)
+
+
+def jax_worker(args: argparse.Namespace, job: dict) -> dict:
+    """Compiles (timed) and times `nst.stylize` with `--steps` steps."""
+    train_step.use_compile_cache(args.compile_cache)
+    import jax
+
     from jaxfaces.convert import vgg19 as convert
+    from jaxfaces.methods import nst
 
-    torch.manual_seed(0)
-    net = TorchVGG19(pool="avg").eval()
-    with tempfile.TemporaryDirectory() as tmp:
-        path = pathlib.Path(tmp) / "vgg19.pth"
-        torch.save(net.state_dict_torchvision(), path)
-        sd = {k: v.numpy() for k, v in torch.load(path, weights_only=True).items()}
-    return convert.params_from_state_dict(sd), net
+    params = jax.device_put(convert.params_from_state_dict(vgg_state_dict(args.seed)))
+    settings = nst.Settings(steps=args.steps)
+    content, style = images(args, job)
+    start = time.perf_counter()
+    compiled = nst.stylize.lower(params, content, style, content, settings).compile()
+    compile_s = time.perf_counter() - start
+    run = lambda: jax.block_until_ready(compiled(params, content, style, content))  # noqa: E731
+    warmup, samples = fair.iterate(run, args, f"jax {config_name(job)}")
+    env = train_step.jax_environment()
+    return {"compile_s": compile_s, "warmup": warmup, "samples": samples, "env": env}
 
 
-def torch_runner(net, settings: nst.Settings, content: np.ndarray, style: np.ndarray):
-    """The same Gatys loop in PyTorch; returns run(steps)."""
+def torch_runner(net, content, style):
+    """The same Gatys loop in PyTorch (SETTINGS); returns run(steps) -> final loss."""
+    import numpy as np
     import torch
 
-    layers = list(settings.layers)
+    s = SETTINGS
+    layers = [s["content_layer"], *s["style_layers"]]
+    weights = dict(zip(s["style_layers"], s["style_layer_weights"], strict=True))
     for p in net.parameters():
         p.requires_grad_(False)
     nchw = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(0, 3, 1, 2)))  # noqa: E731
@@ -72,91 +132,114 @@ def torch_runner(net, settings: nst.Settings, content: np.ndarray, style: np.nda
         return f @ f.transpose(1, 2) / (h * w)
 
     with torch.no_grad():
-        target_content = net(nchw(content), layers)[settings.content_layer]
+        target_content = net(nchw(content), layers)[s["content_layer"]]
         sf = net(nchw(np.broadcast_to(style, content.shape)), layers)
-        target_grams = {name: grams(sf[name]) for name in settings.style_layers}
+        target_grams = {name: grams(sf[name]) for name in s["style_layers"]}
 
     def run(steps: int) -> float:
         pixels = ((nchw(content) + 1) * 127.5).clone().requires_grad_(True)
-        opt = torch.optim.Adam([pixels], lr=settings.lr)
+        opt = torch.optim.Adam([pixels], lr=s["lr"])
         for _ in range(steps):
             opt.zero_grad()
             feats = net(pixels / 127.5 - 1, layers)
-            content_loss = 0.5 * ((feats[settings.content_layer] - target_content) ** 2).sum()
+            content_loss = 0.5 * ((feats[s["content_layer"]] - target_content) ** 2).sum()
             style_loss = 0.0
-            for name, weight in settings.weights.items():
+            for name, weight in weights.items():
                 f = feats[name]
                 c, m = f.shape[1], f.shape[2] * f.shape[3]
                 diff = grams(f) - target_grams[name]
                 style_loss = style_loss + weight * (diff**2).sum() / (4 * c * c * m * m)
-            loss = settings.content_weight * content_loss + settings.style_weight * style_loss
+            loss = s["content_weight"] * content_loss + s["style_weight"] * style_loss
             loss.backward()
             opt.step()
             with torch.no_grad():
                 pixels.clamp_(0, 255)
-        return float(loss)
+        return float(loss.detach())
 
     return run
 
 
-def jax_runner(params, settings: nst.Settings, content: np.ndarray, style: np.ndarray):
-    """Returns (run(), compile seconds) for `nst.stylize` with the settings' steps."""
-    start = time.perf_counter()
-    compiled = nst.stylize.lower(params, content, style, content, settings).compile()
-    compile_s = time.perf_counter() - start
+def torch_worker(args: argparse.Namespace, job: dict) -> dict:
+    """Times `--steps` Adam steps of the same loop on a torchvision-layout VGG19."""
+    import torch
 
-    def run() -> None:
-        jax.block_until_ready(compiled(params, content, style, content))
+    from bench.torch_vgg import TorchVGG19
 
-    return run, compile_s
+    net = TorchVGG19(pool=SETTINGS["pool"]).eval()
+    features = {
+        k.removeprefix("features."): torch.from_numpy(v)
+        for k, v in vgg_state_dict(args.seed).items()
+    }
+    net.features.load_state_dict(features)
+    run = torch_runner(net, *images(args, job))
+    warmup, samples = fair.iterate(lambda: run(args.steps), args, f"torch {config_name(job)}")
+    env = fair.environment(
+        version=torch.__version__,
+        device="cpu",
+        threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
+    )
+    return {"compile_s": None, "warmup": warmup, "samples": samples, "env": env}
+
+
+WORKER_FUNCTIONS = {"jax": jax_worker, "torch": torch_worker}
+
+
+def report(entries: list[dict], steps: int) -> str:
+    """The Markdown table, each process's seconds, then one RATIO line per configuration."""
+    head = ["config", "jax s/step", "torch s/step", "ratio (jax/torch)"]
+    head += ["jax images*steps/s", "jax compile s (cold)", "jax compile s (cached)"]
+    rows, ratios, details = [], [], []
+    for entry in entries:
+        job, runs = entry["job"], entry["runs"]
+        name = config_name(job)
+        by_round = {
+            n: [[t / steps for t in r] for r in fair.samples_by_round(runs.get(n, []))]
+            for n in fair.FRAMEWORKS
+        }
+        s = {n: fair.summary(v) for n, v in by_round.items()}
+        rt = fair.ratio(by_round["jax"], by_round["torch"])
+        comp = fair.compile_summary([r["compile_s"] for r in runs.get("jax", [])])
+        throughput = job["batch"] / s["jax"]["median"] if s["jax"] else None
+        rows.append(
+            [name, fair.cell(s["jax"]), fair.cell(s["torch"]), fair.cell(rt, 2)]
+            + [fair.fmt(throughput, 2), fair.fmt(comp["cold"], 1), fair.cell(comp["cached"], 1)]
+        )
+        if rt is not None:
+            ratios.append(f"RATIO nst {name} jax/torch = {rt['median']:.2f}")
+        details += train_step.process_lines(name, runs)
+    return "\n".join(fair.markdown(head, rows) + [""] + details + [""] + ratios)
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    params, net = weights()
-    settings = nst.Settings(steps=args.steps)
-    rng = np.random.default_rng(0)
-    rows, ratios = [], []
-    for size in args.size:
-        for batch in args.batch:
-            content = rng.uniform(-1, 1, (batch, size, size, 3)).astype(np.float32)
-            style = rng.uniform(-1, 1, (1, size, size, 3)).astype(np.float32)
-            runners, compile_s = {}, None
-            if args.framework in ("jax", "both"):
-                runners["jax"], compile_s = jax_runner(params, settings, content, style)
-            if args.framework in ("torch", "both"):
-                torch_run = torch_runner(net, settings, content, style)
-                runners["torch"] = lambda run=torch_run: run(args.steps)
-            times = {name: [] for name in runners}
-            for r in range(args.rounds + 1):  # The first round warms up.
-                for name in list(runners) if r % 2 else list(runners)[::-1]:
-                    start = time.perf_counter()
-                    runners[name]()
-                    if r:
-                        times[name].append((time.perf_counter() - start) / args.steps)
-            per_step = {name: statistics.median(t) for name, t in times.items()}
-            print(
-                f"{size}px batch{batch}: "
-                + ", ".join(f"{n} {t:.3f} s/step" for n, t in per_step.items()),
-                flush=True,
-            )
-            rows.append((size, batch, per_step, compile_s))
-            if len(per_step) == 2:
-                ratios.append((size, batch, per_step["jax"] / per_step["torch"]))
-    print(f"\nNST (Adam, thesis layers), {os.cpu_count()} CPU(s), {args.steps} steps per round\n")
-    print("| config | jax s/step | torch s/step | ratio | jax images*steps/s | jax compile s |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for size, batch, t, compile_s in rows:
-        j, p = t.get("jax"), t.get("torch")
-        fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        ratio = f"{j / p:.2f}" if j and p else "-"
-        throughput = f"{batch / j:.2f}" if j else "-"
-        print(
-            f"| {size}px batch{batch} | {fmt(j)} | {fmt(p)} | {ratio} | {throughput} "
-            f"| {fmt(compile_s)} |"
+    if args.worker:
+        if args.worker not in WORKER_FUNCTIONS:
+            sys.exit(f"error: --worker={args.worker} is not one of this benchmark's")
+        fair.emit(WORKER_FUNCTIONS[args.worker](args, json.loads(args.job)))
+        return
+    start, load = time.perf_counter(), fair.load_average()
+    try:
+        entries, notes = fair.run_rounds(
+            __file__, jobs(args), fair.frameworks(args), args.rounds, argv, config_name
         )
-    for size, batch, ratio in ratios:
-        print(f"RATIO nst {size}px batch{batch} jax/torch = {ratio:.2f}")
+    except fair.WorkerError as e:
+        sys.exit(f"error: {e}")
+    fair.save_json(args.json, argv=argv, entries=entries, notes=notes)
+    by_name = {n: [r for e in entries for r in e["runs"].get(n, [])] for n in fair.FRAMEWORKS}
+    lines = [
+        f"NST (Adam, thesis layers, random VGG19), {args.steps} steps per iteration. Each "
+        f"framework in its own process with its own defaults; {args.rounds} round(s), the "
+        f"order alternating (jax first in round 1); per process {args.warmup} warm-up and "
+        "timed iterations (see bench/fair.py).",
+        *fair.describe_environment(by_name),
+        *(f"note: {n}" for n in notes),
+        f"total {time.perf_counter() - start:.0f} s; load average at start {load}, "
+        f"at end {fair.load_average()}",
+    ]
+    print("\n".join(lines) + "\n")
+    print(report(entries, args.steps), flush=True)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ style-transfer benchmark; torch-only, never imported by the package.
 import torch
 from torch import nn
 
-from jaxfaces.models import vgg
+from bench import vgg_layout as vgg  # The layout without jax: a torch process imports torch only.
 
 
 class TorchVGG19(nn.Module):

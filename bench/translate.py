@@ -4,17 +4,21 @@
   python bench/translate.py --size 256 --batch 1 4 --framework=jax
 
 JAX runs `jaxfaces.methods.cyclegan.make_translate` (the reference ResNet generator, ngf 64,
-9 blocks, instance norm, transposed-convolution upsampling) jitted, in inference mode;
-PyTorch runs the reference `ResnetGenerator` in eval mode under `torch.inference_mode()`.
-Iterations alternate between the frameworks as in `bench/train_step.py`.
+9 blocks, instance norm, transposed-convolution upsampling) jitted, in inference mode, its
+compile timed on its own (cold in round 1, from the run's persistent cache later); PyTorch
+runs the reference `ResnetGenerator` (`bench/torch_cyclegan.py`) in eval mode under
+`torch.inference_mode()`. Each framework runs in its own process with its own defaults, the
+processes alternated over `--rounds` rounds, as in `bench/train_step.py` (`bench/fair.py`).
 
-Prints a Markdown table (medians) and, last, one line per configuration:
-`RATIO translate 64px batch1 jax/torch = 0.80` (seconds per image; below 1: JAX is faster).
+Prints a Markdown table (median seconds per call with the min-max of the per-round medians,
+images/s, the ratio as the median of per-round ratios) and, last, one line per
+configuration: `RATIO translate 64px batch1 jax/torch = 0.80` (seconds per image; below 1:
+JAX is faster).
 """
 
 import argparse
+import json
 import pathlib
-import statistics
 import sys
 import time
 
@@ -22,121 +26,143 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-
-from bench import train_step  # noqa: E402  (sets OMP_WAIT_POLICY before torch loads)
+from bench import fair, train_step  # noqa: E402  (neither imports a framework)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--framework", choices=train_step.FRAMEWORKS, default="both")
     p.add_argument("--size", type=int, nargs="+", default=[64, 256], help="image sides (px)")
     p.add_argument("--batch", type=int, nargs="+", default=[1], help="images per call")
     p.add_argument("--ngf", type=int, default=64)
     p.add_argument("--n_blocks", type=int, default=9)
-    p.add_argument("--warmup", type=int, default=2)
-    p.add_argument("--min_time", type=float, default=10.0, help="seconds per framework")
-    p.add_argument("--max_iters", type=int, default=50)
-    p.add_argument("--pause", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=0)
+    fair.add_flags(p, rounds=3, warmup=2, min_time=5.0)
+    p.set_defaults(max_iters=50)
     args = p.parse_args(argv)
+    fair.check_flags(p, args)
     if any(s % 4 or s <= 0 for s in args.size) or any(b <= 0 for b in args.batch):
         p.error("--size values must be positive multiples of 4, --batch values positive")
     return args
 
 
-def make_jax_runner(args: argparse.Namespace, size: int, batch: int):
+def jobs(args: argparse.Namespace) -> list[dict]:
+    return [{"size": s, "batch": b} for s in args.size for b in args.batch]
+
+
+def config_name(job: dict) -> str:
+    return f"{job['size']}px batch{job['batch']}"
+
+
+def images(args: argparse.Namespace, job: dict, nchw: bool = False):
+    import numpy as np
+
+    shape = (job["batch"], job["size"], job["size"], 3)
+    x = np.random.default_rng(args.seed).uniform(-1, 1, shape).astype(np.float32)
+    return np.ascontiguousarray(x.transpose(0, 3, 1, 2)) if nchw else x
+
+
+def jax_worker(args: argparse.Namespace, job: dict) -> dict:
+    train_step.use_compile_cache(args.compile_cache)
+    import jax
+
     from jaxfaces import rng as rngs
     from jaxfaces.methods import cyclegan
 
-    config = train_step.jax_config(
-        argparse.Namespace(seed=args.seed, ngf=args.ngf, n_blocks=args.n_blocks, ndf=64),
-        size,
-        batch,
-    )
+    net = argparse.Namespace(seed=args.seed, ngf=args.ngf, n_blocks=args.n_blocks, ndf=64)
+    config = train_step.jax_config(net, job["size"], job["batch"])
     translate = jax.jit(cyclegan.make_translate(config))
-    x = jax.device_put(
-        np.random.default_rng(args.seed).uniform(-1, 1, (batch, size, size, 3)).astype("f4")
-    )
+    x = jax.device_put(images(args, job))
     g = cyclegan.models(config)["g_a"]
     variables = jax.jit(lambda: g.init(rngs.key(args.seed), x[:1], train=False))()
+    jax.block_until_ready(variables)
     start = time.perf_counter()
     compiled = translate.lower(variables, x).compile()
     compile_s = time.perf_counter() - start
-    return lambda: jax.block_until_ready(compiled(variables, x)), compile_s
+    run = lambda: jax.block_until_ready(compiled(variables, x))  # noqa: E731
+    warmup, samples = fair.iterate(run, args, f"jax {config_name(job)}")
+    env = train_step.jax_environment()
+    return {"compile_s": compile_s, "warmup": warmup, "samples": samples, "env": env}
 
 
-def make_torch_runner(args: argparse.Namespace, size: int, batch: int):
+def torch_worker(args: argparse.Namespace, job: dict) -> dict:
     import torch
 
     from bench import torch_cyclegan
 
     torch.manual_seed(args.seed)
     g = torch_cyclegan.ResnetGenerator(3, 3, args.ngf, "instance", args.n_blocks).eval()
-    x = torch.from_numpy(
-        np.random.default_rng(args.seed).uniform(-1, 1, (batch, 3, size, size)).astype("f4")
-    )
+    x = torch.from_numpy(images(args, job, nchw=True))
 
     def run():
         with torch.inference_mode():
             return g(x)
 
-    return run
-
-
-def bench_config(args: argparse.Namespace, size: int, batch: int) -> dict:
-    runners, result = {}, {"size": size, "batch": batch, "compile": None}
-    if args.framework in ("jax", "both"):
-        runners["jax"], result["compile"] = make_jax_runner(args, size, batch)
-    if args.framework in ("torch", "both"):
-        runners["torch"] = make_torch_runner(args, size, batch)
-    label = f"{size}px batch{batch}"
-    train_step.alternate(runners, lambda i, _: i < args.warmup, args.pause, f"{label} warm-up")
-    more = train_step.keep_going(
-        argparse.Namespace(iters=None, min_time=args.min_time, max_iters=args.max_iters)
+    warmup, samples = fair.iterate(run, args, f"torch {config_name(job)}")
+    env = fair.environment(
+        version=torch.__version__,
+        device="cpu",
+        threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
     )
-    result["samples"] = train_step.alternate(runners, more, args.pause, f"{label} timed")
-    return result
+    return {"compile_s": None, "warmup": warmup, "samples": samples, "env": env}
 
 
-def report(results: list[dict]) -> str:
-    """The Markdown table, then one RATIO line per configuration."""
-    fmt = train_step.fmt
-    lines = [
-        "| config | jax img/s | torch img/s | ratio (jax/torch, s/img) | jax compile s |",
-        "|---|---|---|---|---|",
-    ]
-    ratios = []
-    for r in results:
-        med = {n: statistics.median(s) for n, s in r["samples"].items() if s}
-        j, t = med.get("jax"), med.get("torch")
-        ips = {k: None if v is None else r["batch"] / v for k, v in (("jax", j), ("torch", t))}
-        ratio = j / t if j is not None and t is not None else None
-        name = f"{r['size']}px batch{r['batch']}"
-        lines.append(
-            f"| {name} | {fmt(ips['jax'], 2)} | {fmt(ips['torch'], 2)} | {fmt(ratio, 2)} "
-            f"| {fmt(r['compile'], 1)} |"
+WORKER_FUNCTIONS = {"jax": jax_worker, "torch": torch_worker}
+
+
+def report(entries: list[dict]) -> str:
+    """The Markdown table, each process's seconds, then one RATIO line per configuration."""
+    head = ["config", "jax s/call", "torch s/call", "jax img/s", "torch img/s"]
+    head += ["ratio (jax/torch, s/img)", "jax compile s (cold)", "jax compile s (cached)"]
+    rows, ratios, details = [], [], []
+    for entry in entries:
+        job, runs = entry["job"], entry["runs"]
+        name = config_name(job)
+        by_round = {n: fair.samples_by_round(runs.get(n, [])) for n in fair.FRAMEWORKS}
+        s = {n: fair.summary(v) for n, v in by_round.items()}
+        rt = fair.ratio(by_round["jax"], by_round["torch"])
+        comp = fair.compile_summary([r["compile_s"] for r in runs.get("jax", [])])
+        ips = {n: job["batch"] / s[n]["median"] if s[n] else None for n in s}
+        rows.append(
+            [name, fair.cell(s["jax"]), fair.cell(s["torch"]), fair.fmt(ips["jax"], 2)]
+            + [fair.fmt(ips["torch"], 2), fair.cell(rt, 2), fair.fmt(comp["cold"], 1)]
+            + [fair.cell(comp["cached"], 1)]
         )
-        if ratio is not None:
-            ratios.append(f"RATIO translate {name} jax/torch = {ratio:.2f}")
-    return "\n".join(lines + [""] + ratios)
+        if rt is not None:
+            ratios.append(f"RATIO translate {name} jax/torch = {rt['median']:.2f}")
+        details += train_step.process_lines(name, runs)
+    return "\n".join(fair.markdown(head, rows) + [""] + details + [""] + ratios)
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.framework in ("torch", "both"):
-        import torch
-
-        torch.set_num_threads(train_step.available_cores())
-    print(
-        f"ResNet generator inference (ngf {args.ngf}, {args.n_blocks} blocks), jax "
-        f"{jax.__version__} on {jax.devices()[0]}, {train_step.available_cores()} core(s)",
-        flush=True,
-    )
-    results = [bench_config(args, s, b) for s in args.size for b in args.batch]
-    print()
-    print(report(results), flush=True)
+    if args.worker:
+        if args.worker not in WORKER_FUNCTIONS:
+            sys.exit(f"error: --worker={args.worker} is not one of this benchmark's")
+        fair.emit(WORKER_FUNCTIONS[args.worker](args, json.loads(args.job)))
+        return
+    start, load = time.perf_counter(), fair.load_average()
+    try:
+        entries, notes = fair.run_rounds(
+            __file__, jobs(args), fair.frameworks(args), args.rounds, argv, config_name
+        )
+    except fair.WorkerError as e:
+        sys.exit(f"error: {e}")
+    fair.save_json(args.json, argv=argv, entries=entries, notes=notes)
+    by_name = {n: [r for e in entries for r in e["runs"].get(n, [])] for n in fair.FRAMEWORKS}
+    lines = [
+        f"ResNet generator inference (ngf {args.ngf}, {args.n_blocks} blocks). Each framework "
+        f"in its own process with its own defaults; {args.rounds} round(s), the order "
+        "alternating (jax first in round 1); per process "
+        f"{args.warmup} warm-up and timed calls (see bench/fair.py).",
+        *fair.describe_environment(by_name),
+        *(f"note: {n}" for n in notes),
+        f"total {time.perf_counter() - start:.0f} s; load average at start {load}, "
+        f"at end {fair.load_average()}",
+    ]
+    print("\n".join(lines) + "\n")
+    print(report(entries), flush=True)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from bench import conv_layers, flops, results, train_step, translate
+from bench import conv_layers, fair, flops, nst, results, train_step, translate
 from jaxfaces import rng as rngs
 from jaxfaces.models import discriminators, fast_conv, generators
 
@@ -12,14 +12,18 @@ from jaxfaces.models import discriminators, fast_conv, generators
 def test_cpu_and_device_defaults_and_errors():
     cpu = train_step.parse_args([])
     assert (cpu.size, cpu.batch, cpu.dtype, cpu.device) == ([64, 128], [1, 4], ["float32"], False)
+    assert (cpu.rounds, cpu.warmup, cpu.min_time, cpu.max_iters) == (3, 1, 10.0, 10)
     dev = train_step.parse_args(["--device", "--batch", "8"])
     assert (dev.size, dev.batch, dev.dtype) == ([256], [8], ["float32", "bfloat16"])
-    assert dev.min_time == 10.0 and cpu.min_time == 20.0
-    with pytest.raises(SystemExit):
-        train_step.parse_args(["--size", "30"])
-    with pytest.raises(SystemExit):
-        train_step.parse_args(["--dtype", "float16"])
+    assert (dev.min_time, dev.max_iters) == (5.0, 30)
+    for bad in (["--size", "30"], ["--dtype", "float16"], ["--rounds", "0"], ["--iters", "0"]):
+        with pytest.raises(SystemExit):
+            train_step.parse_args(bad)
     assert translate.parse_args([]).size == [64, 256]
+    assert [train_step.config_name(j) for j in train_step.jobs(dev)] == [
+        "256px batch8",
+        "256px batch8 bfloat16",
+    ]
 
 
 def test_flops_count_real_multiply_adds_only():
@@ -38,48 +42,96 @@ def test_flops_count_real_multiply_adds_only():
     assert flops.count(lambda a: a @ a, jnp.ones((3, 5, 5))) == 2 * 3 * 5 * 5 * 5
 
 
-def test_report_table_and_ratio_lines_last():
-    results = [
+def test_train_step_report_table_spread_compile_and_ratio_lines_last():
+    def run(samples, compile_s=None, **extra):
+        return {"samples": samples, "warmup": [9.0], "compile_s": compile_s, **extra}
+
+    entries = [
         {
-            "size": 64,
-            "batch": 1,
-            "dtype": "float32",
-            "compile": 30.0,
-            "flops": 120e9,
-            "xla_flops": 130e9,
-            "warmup": {"jax": [3.0], "torch": [2.0]},
-            "samples": {"jax": [1.0, 2.0, 1.5], "torch": [2.0, 2.0, 2.0]},
+            "job": {"size": 64, "batch": 1, "dtype": "float32"},
+            "runs": {
+                # Medians by round: jax 1.0, 2.0 (all four: 1.5); torch 2.0, 2.5 (2.25).
+                "jax": [run([1.0, 1.0], 30.0, xla_flops=130e9), run([2.0, 2.0], 2.0)],
+                "torch": [run([2.0, 2.0]), run([2.5, 2.5])],
+            },
         },
         {
-            "size": 256,
-            "batch": 8,
-            "dtype": "bfloat16",
-            "compile": None,
-            "flops": 4e12,
-            "warmup": {"torch": []},
-            "samples": {"torch": [0.5]},
+            "job": {"size": 256, "batch": 8, "dtype": "bfloat16"},
+            "runs": {"torch": [run([0.5])]},
         },
     ]
-    text = train_step.report(results, ceilings={"float32": 200e9, "bfloat16": 1e15})
+    flops = {"64px batch1": 120e9, "256px batch8 bfloat16": 4e12}
+    text = train_step.report(entries, flops, ceilings={"float32": 200e9, "bfloat16": 1e15})
     lines = text.splitlines()
     assert lines[0].startswith("| config | jax s/iter | torch s/iter | ratio (jax/torch) |")
-    assert "GFLOP/step" in lines[0] and "jax MFU" in lines[0]
+    assert "jax compile s (cold) | jax compile s (cached) | jax MFU" in lines[0]
+    # Ratios by round 0.5 and 0.8: median 0.65. GFLOP/s 120/1.5 = 80 and 120/2.25 = 53.3.
     assert lines[2] == (
-        "| 64px batch1 | 1.500 | 2.000 | 0.75 | 120.0 | 80.0 | 60.0 | 30.0 | 40.0% | 30.0% |"
+        "| 64px batch1 | 1.500 (1.000-2.000) | 2.250 (2.000-2.500) | 0.65 (0.50-0.80) | 120.0 "
+        "| 80.0 | 53.3 | 30.0 | 2.0 | 40.0% | 26.7% |"
     )
     assert lines[3] == (
-        "| 256px batch8 bfloat16 | - | 0.500 | - | 4000.0 | - | 8000.0 | - | - | 0.8% |"
+        "| 256px batch8 bfloat16 | - | 0.500 | - | 4000.0 | - | 8000.0 | - | - | - | 0.8% |"
     )
-    assert "XLA cost_analysis 130.0 GFLOP/step" in text
-    assert lines[-1] == "RATIO train_step 64px batch1 jax/torch = 0.75"
-    assert "MFU" not in train_step.report(results)
+    assert (
+        "seconds 64px batch1 jax round 1: compile 30.0; warm-up 9.000; timed 1.000 1.000; "
+        "XLA cost_analysis 130.0 GFLOP/step"
+    ) in lines
+    assert "seconds 64px batch1 torch round 2: warm-up 9.000; timed 2.500 2.500" in lines
+    assert lines[-1] == "RATIO train_step 64px batch1 jax/torch = 0.65"
+    assert "MFU" not in train_step.report(entries, flops, None)
 
 
-def test_translate_report():
-    r = {"size": 64, "batch": 2, "compile": 5.0, "samples": {"jax": [0.5], "torch": [1.0]}}
-    lines = translate.report([r]).splitlines()
-    assert lines[2] == "| 64px batch2 | 4.00 | 2.00 | 0.50 | 5.0 |"
+def test_fair_alternation_order():
+    assert fair.round_order(["jax", "torch"], 0) == ["jax", "torch"]
+    assert fair.round_order(["jax", "torch"], 1) == ["torch", "jax"]
+    assert fair.round_order(["torch"], 1) == ["torch"]
+    order = [(j, r, n) for j, r, n in fair.schedule(["a", "b"], ["jax", "torch"], 3)]
+    assert order[:6] == [("a", 0, "jax"), ("a", 0, "torch"), ("a", 1, "torch"),
+                         ("a", 1, "jax"), ("a", 2, "jax"), ("a", 2, "torch")]  # fmt: skip
+    assert len(order) == 12 and order[6] == ("b", 0, "jax")
+
+
+def test_fair_statistics_on_hand_made_samples():
+    # Round medians 1.0, 3.0, 2.0; all seven samples sorted: 1 1 2 2 3 3 9 -> median 2.
+    s = fair.summary([[1.0, 1.0, 9.0], [3.0, 3.0], [2.0, 2.0]])
+    assert s == {"median": 2.0, "lo": 1.0, "hi": 3.0}
+    assert fair.summary([[], []]) is None
+    # Per-round ratios 1/2, 3/2 and 2/8: median 0.5, spread 0.25-1.5.
+    r = fair.ratio([[1.0], [3.0], [2.0]], [[2.0], [2.0], [8.0]])
+    assert r == {"median": 0.5, "lo": 0.25, "hi": 1.5}
+    assert fair.ratio([[1.0]], [[]]) is None
+    assert fair.compile_summary([40.0, 3.0, 5.0, 4.0]) == {
+        "cold": 40.0,
+        "cached": {"median": 4.0, "lo": 3.0, "hi": 5.0},
+    }
+    assert fair.compile_summary([40.0]) == {"cold": 40.0, "cached": None}
+    assert fair.cell(r, 2) == "0.50 (0.25-1.50)"
+    assert fair.cell({"median": 1.0, "lo": 1.0001, "hi": 0.9999}, 2) == "1.00"
+    assert fair.cell(None) == "-"
+    assert fair.parse_result('noise\nFAIR-RESULT {"a": 1}\nFAIR-RESULT {"a": 2}\n') == {"a": 2}
+    assert fair.parse_result("nothing") is None
+
+
+def test_translate_and_nst_reports():
+    def runs(jax_rounds, torch_rounds):
+        return {
+            "jax": [{"samples": s, "warmup": [], "compile_s": c} for s, c in jax_rounds],
+            "torch": [{"samples": s, "warmup": [], "compile_s": None} for s in torch_rounds],
+        }
+
+    entry = {"job": {"size": 64, "batch": 2}, "runs": runs([([0.5], 5.0)], [[1.0]])}
+    lines = translate.report([entry]).splitlines()
+    assert lines[2] == "| 64px batch2 | 0.500 | 1.000 | 4.00 | 2.00 | 0.50 | 5.0 | - |"
     assert lines[-1] == "RATIO translate 64px batch2 jax/torch = 0.50"
+    # nst: iterations of 4 steps; per step jax 0.25 and 0.5 s, torch 1.0 s both rounds.
+    entry = {"job": {"size": 32, "batch": 1},
+             "runs": runs([([1.0], 30.0), ([2.0], 1.5)], [[4.0], [4.0]])}  # fmt: skip
+    lines = nst.report([entry], steps=4).splitlines()
+    assert lines[2] == (
+        "| 32px batch1 | 0.375 (0.250-0.500) | 1.000 | 0.38 (0.25-0.50) | 2.67 | 30.0 | 1.5 |"
+    )
+    assert lines[-1] == "RATIO nst 32px batch1 jax/torch = 0.38"
 
 
 def test_conv_layers_are_the_reference_networks_layers():
