@@ -4,6 +4,7 @@
   python bench/ablation.py --steps 300 --variants baseline pacgan --out ablation.md
   python bench/ablation.py --variants baseline --seed 1   # seed noise: the same run reseeded
   python bench/ablation.py --variants baseline cyclegan_vae --vae_steps 500 --latent_steps 700
+  python bench/ablation.py --size 32 --batch 8 --variants unit --unit_steps 500
 
 Each variant is the CPU-sized baseline (configs/demo.py's networks at --size px) with one
 switch of configs/cyclegan_thesis.py turned on, or all of them ("thesis"). Every run trains
@@ -19,6 +20,9 @@ at --size px (latent map --size / 4), trained --vae_steps VAE steps then --laten
 latent CycleGAN steps (pick them so that its CPU time matches the baseline's: each run
 prints its wall and CPU seconds; the note gives both stages' steps, the seconds, and the
 VAE's reconstruction L1 of the test images).
+
+`unit` is UNIT (configs/unit_demo.py's networks at --size px), trained --unit_steps steps
+(default --steps); its note gives the steps and its wall and CPU seconds.
 """
 
 import argparse
@@ -75,7 +79,7 @@ VARIANTS = {
     "thesis": _thesis,
 }
 #: Other methods, run beside the pixel CycleGAN from their own demo configs at --size.
-METHODS = ("cyclegan_vae",)
+METHODS = ("cyclegan_vae", "unit")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -91,14 +95,16 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="ablation.md", help="Markdown table file")
     p.add_argument("--vae_steps", type=int, default=None, help="cyclegan_vae: stage 1 steps")
     p.add_argument("--latent_steps", type=int, default=None, help="cyclegan_vae: stage 2 steps")
+    p.add_argument("--unit_steps", type=int, default=None, help="unit: steps (default --steps)")
     return p.parse_args(argv)
 
 
 def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collections.ConfigDict:
-    """configs/demo.py at --size with the variant's switch (cyclegan_vae: its demo config)."""
-    from configs import cyclegan_vae_demo, demo
+    """configs/demo.py at --size with the variant's switch (a method: its demo config)."""
+    from configs import cyclegan_vae_demo, demo, unit_demo
 
-    c = (cyclegan_vae_demo if name in METHODS else demo).get_config()
+    demos = {"cyclegan_vae": cyclegan_vae_demo, "unit": unit_demo}
+    c = demos.get(name, demo).get_config()
     c.data.root = data
     c.data.synthetic.enabled = True
     c.data.synthetic.size = args.size
@@ -111,6 +117,8 @@ def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collect
         c.model.vae.latent_size = args.size // 4
         c.vae_stage.num_steps = args.steps if args.vae_steps is None else args.vae_steps
         steps = args.steps if args.latent_steps is None else args.latent_steps
+    if name == "unit":
+        steps = args.steps if args.unit_steps is None else args.unit_steps
     c.train.num_steps = steps
     c.train.decay_steps = steps // 2
     c.train.log_every = max(1, args.steps // 4)
@@ -131,7 +139,10 @@ def total_steps(config: ml_collections.ConfigDict) -> int:
 
 def method_note(config: ml_collections.ConfigDict, state, seconds: float, cpu: float) -> str:
     """cyclegan_vae: its stages' steps, its wall and CPU time (all threads) and the VAE's
-    reconstruction L1 of the test images; "" for the pixel CycleGAN."""
+    reconstruction L1 of the test images; unit: its steps and times; "" for the pixel
+    CycleGAN."""
+    if config.method == "unit":
+        return f"{config.train.num_steps} steps, {seconds:.0f} s ({cpu:.0f} CPU s)"
     if config.method != "cyclegan_vae":
         return ""
     from jaxfaces import data as data_lib
