@@ -51,6 +51,7 @@ METHODS = {
     "pix2pix": ("configs/pix2pix_thesis64.py", "pix2pix"),
     "lft": ("configs/lft_thesis64.py", "LFT"),
     "cyclegan": ("configs/cyclegan_thesis64.py", "CycleGAN (unpaired)"),
+    "unit": ("configs/unit_thesis64.py", "UNIT (unpaired)"),
 }
 DIRECTIONS = ("AtoB", "BtoA")
 SECTION = "thesis_faces photo <-> portrait, 64 px"
