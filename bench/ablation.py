@@ -23,6 +23,10 @@ VAE's reconstruction L1 of the test images).
 
 `unit` is UNIT (configs/unit_demo.py's networks at --size px), trained --unit_steps steps
 (default --steps); its note gives the steps and its wall and CPU seconds.
+
+`dtn` likewise: configs/dtn_demo.py's networks at --size px (f = the project's own VAE
+encoder, latent map --size / 4), --dtn_vae_steps VAE steps then --dtn_steps DTN steps. DTN
+translates one way: its B->A and cycle cells are "-".
 """
 
 import argparse
@@ -79,7 +83,7 @@ VARIANTS = {
     "thesis": _thesis,
 }
 #: Other methods, run beside the pixel CycleGAN from their own demo configs at --size.
-METHODS = ("cyclegan_vae", "unit")
+METHODS = ("cyclegan_vae", "dtn", "unit")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -95,15 +99,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--out", default="ablation.md", help="Markdown table file")
     p.add_argument("--vae_steps", type=int, default=None, help="cyclegan_vae: stage 1 steps")
     p.add_argument("--latent_steps", type=int, default=None, help="cyclegan_vae: stage 2 steps")
+    p.add_argument("--dtn_vae_steps", type=int, default=None, help="dtn: stage 1 (VAE) steps")
+    p.add_argument("--dtn_steps", type=int, default=None, help="dtn: stage 2 (DTN) steps")
     p.add_argument("--unit_steps", type=int, default=None, help="unit: steps (default --steps)")
     return p.parse_args(argv)
 
 
 def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collections.ConfigDict:
     """configs/demo.py at --size with the variant's switch (a method: its demo config)."""
-    from configs import cyclegan_vae_demo, demo, unit_demo
+    from configs import cyclegan_vae_demo, demo, dtn_demo, unit_demo
 
-    demos = {"cyclegan_vae": cyclegan_vae_demo, "unit": unit_demo}
+    demos = {"cyclegan_vae": cyclegan_vae_demo, "dtn": dtn_demo, "unit": unit_demo}
     c = demos.get(name, demo).get_config()
     c.data.root = data
     c.data.synthetic.enabled = True
@@ -117,6 +123,10 @@ def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collect
         c.model.vae.latent_size = args.size // 4
         c.vae_stage.num_steps = args.steps if args.vae_steps is None else args.vae_steps
         steps = args.steps if args.latent_steps is None else args.latent_steps
+    if name == "dtn":
+        c.model.vae.latent_size = args.size // 4
+        c.vae_stage.num_steps = args.steps if args.dtn_vae_steps is None else args.dtn_vae_steps
+        steps = args.steps if args.dtn_steps is None else args.dtn_steps
     if name == "unit":
         steps = args.steps if args.unit_steps is None else args.unit_steps
     c.train.num_steps = steps
@@ -143,7 +153,7 @@ def method_note(config: ml_collections.ConfigDict, state, seconds: float, cpu: f
     CycleGAN."""
     if config.method == "unit":
         return f"{config.train.num_steps} steps, {seconds:.0f} s ({cpu:.0f} CPU s)"
-    if config.method != "cyclegan_vae":
+    if config.method not in ("cyclegan_vae", "dtn"):
         return ""
     from jaxfaces import data as data_lib
     from jaxfaces.methods import cyclegan_vae
@@ -152,8 +162,9 @@ def method_note(config: ml_collections.ConfigDict, state, seconds: float, cpu: f
         cyclegan_vae.reconstruction_l1(config, state, data_lib.test_images(config.data, d)[0])
         for d in ("a", "b")
     ]
+    second = "DTN" if config.method == "dtn" else "latent"
     return (
-        f"VAE {config.vae_stage.num_steps} + latent {config.train.num_steps} steps, "
+        f"VAE {config.vae_stage.num_steps} + {second} {config.train.num_steps} steps, "
         f"{seconds:.0f} s ({cpu:.0f} CPU s); VAE rec. L1 A / B {rec[0]:.4f} / {rec[1]:.4f}"
     )
 
@@ -185,18 +196,17 @@ def markdown_table(rows: list[tuple], args: argparse.Namespace) -> str:
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for name, note, ev, speed in rows:
-        a, b = ev["AtoB"], ev["BtoA"]
+        a, b = ev["AtoB"], ev.get("BtoA")  # A one-way method (DTN) has no B->A.
         psnr = lambda m: f"{m['psnr']:.2f}" if "psnr" in m else "-"  # noqa: E731
+        back = f"{b['l1']:.4f} ({b['ratio']:.2f}) | {psnr(b)}" if b else "- | -"
+        cycle = f"{a['cycle_l1']:.4f} / {b['cycle_l1']:.4f}" if b else "-"
         lines.append(
-            f"| {name} | {a['l1']:.4f} ({a['ratio']:.2f}) | {psnr(a)} | {b['l1']:.4f} "
-            f"({b['ratio']:.2f}) | {psnr(b)} | {a['cycle_l1']:.4f} / {b['cycle_l1']:.4f} "
-            f"| {speed:.2f} | {note} |"
+            f"| {name} | {a['l1']:.4f} ({a['ratio']:.2f}) | {psnr(a)} | {back} "
+            f"| {cycle} | {speed:.2f} | {note} |"
         )
     baseline = rows[0][2]
-    lines.append(
-        f"\nIdentity baseline: A->B {baseline['AtoB']['identity_l1']:.4f}, "
-        f"B->A {baseline['BtoA']['identity_l1']:.4f}"
-    )
+    back = f"{baseline['BtoA']['identity_l1']:.4f}" if "BtoA" in baseline else "-"
+    lines.append(f"\nIdentity baseline: A->B {baseline['AtoB']['identity_l1']:.4f}, B->A {back}")
     return "\n".join(lines)
 
 
