@@ -36,7 +36,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.vae.n_blocks = 2  # Residual blocks at 8 x 8.
     config.model.discriminator.ndf = 16  # A quarter of the reference width.
     config.model.discriminator.n_layers = 2  # 34 x 34 patches: the whole 32 px image.
-    config.loss.alpha = 1.0  # f-constancy; the paper's 100 keeps G at the identity here.
+    config.loss.alpha = 1.0  # f-constancy: lower than the paper's 100 (docs/ABLATION.md).
     config.vae_stage.num_steps = 1500  # Stage 1: 30 epochs of 400 + 400 images.
     config.vae_stage.lr = 1e-3  # Faster than 5e-4 for a short run.
     config.optim.lr = 5e-4  # Stage 2: faster than the reference's 2e-4 for a short run.
