@@ -1,10 +1,17 @@
-"""The benchmarks' flags, FLOP counts and tables (the benchmarks themselves never run here)."""
+"""The benchmarks: flags, FLOP counts, tables, and the fair protocol run end to end on tiny
+networks (each framework in its own process); the PyTorch reference step is the reference's."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from bench import conv_layers, fair, flops, nst, results, train_step, translate
+from bench import conv_layers, fair, flops, nst, results, train_step, translate, vgg_layout
 from jaxfaces import rng as rngs
 from jaxfaces.models import discriminators, fast_conv, generators
 
@@ -317,3 +324,239 @@ def test_results_identity_row_is_input_against_truth(tmp_path):
     assert set(got) == {"AtoB", "BtoA"}
     for direction in got:
         assert got[direction] == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+# The fair benchmarks end to end (tiny networks; the processes are real).
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+TINY = ["--size", "32", "--batch", "1", "--ngf", "8", "--n_blocks", "1", "--iters", "1"]
+
+
+def run_parent(module: str, argv: list[str], env: dict) -> subprocess.CompletedProcess:
+    """Runs a benchmark's parent in a fresh Python; its last line lists the frameworks that
+    the parent itself imported."""
+    code = (
+        f"import sys\nfrom bench import {module}\n{module}.main({argv!r})\n"
+        "print('PARENT IMPORTED', sorted(m for m in ('jax', 'torch') if m in sys.modules))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+def bench_env() -> dict:
+    """The test's environment without any OpenMP wait policy, plus one harmless OpenMP
+    variable (its default value) that the workers must find as the parent had it."""
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    env["OMP_DISPLAY_ENV"] = "FALSE"
+    return env
+
+
+@pytest.mark.slow
+def test_train_step_processes_alternate_with_the_parents_environment(tmp_path):
+    torch = pytest.importorskip("torch")
+    env = bench_env()
+    raw = tmp_path / "raw.json"
+    argv = TINY + ["--ndf", "8", "--rounds", "2", "--warmup", "1", "--ceiling_size", "128"]
+    proc = run_parent("train_step", argv + ["--json", str(raw)], env)
+    out = proc.stdout.splitlines()
+    assert out[-1] == "PARENT IMPORTED []"
+    assert out[-2].startswith("RATIO train_step 32px batch1 jax/torch = ")
+    assert any(line.startswith("| 32px batch1 | ") for line in out)
+    assert any(line.startswith("matmul ceiling (float32 jnp.dot, a JAX process): ") for line in out)
+    saved = json.loads(raw.read_text())
+    assert saved["info"]["flops"]["32px batch1"] > 0
+    runs = saved["entries"][0]["runs"]
+    by_seq = sorted((r["seq"], r["round"], name) for name in runs for r in runs[name])
+    assert [(rnd, name) for _, rnd, name in by_seq] == [
+        (1, "jax"), (1, "torch"), (2, "torch"), (2, "jax")
+    ]  # fmt: skip
+    expected = {k: v for k, v in env.items() if k.startswith(fair.ENV_PREFIXES)}
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    for name in ("jax", "torch"):
+        for r in runs[name]:
+            assert r["env"]["vars"] == expected and "OMP_WAIT_POLICY" not in r["env"]["vars"]
+            assert len(r["samples"]) == 1 and len(r["warmup"]) == 1
+    assert all(r["compile_s"] > 0 for r in runs["jax"])
+    assert all(r["env"]["threads"] == int(fresh.stdout) for r in runs["torch"])
+    assert torch.__version__ == runs["torch"][0]["env"]["version"]
+
+
+@pytest.mark.slow
+def test_translate_and_nst_run_through_the_same_processes(tmp_path):
+    pytest.importorskip("torch")
+    env = bench_env()
+    proc = run_parent("translate", TINY + ["--rounds", "1", "--warmup", "0"], env)
+    out = proc.stdout.splitlines()
+    assert out[-1] == "PARENT IMPORTED []"
+    assert out[-2].startswith("RATIO translate 32px batch1 jax/torch = ")
+    # Style transfer: the PyTorch side only here (the JAX loop's compile is nst_test's).
+    argv = ["--size", "32", "--batch", "1", "--steps", "1", "--iters", "1", "--rounds", "1"]
+    raw = tmp_path / "nst.json"
+    proc = run_parent("nst", argv + ["--framework=torch", "--json", str(raw)], env)
+    assert proc.stdout.splitlines()[-1] == "PARENT IMPORTED []"
+    (result,) = json.loads(raw.read_text())["entries"][0]["runs"]["torch"]
+    assert len(result["samples"]) == 1 and result["env"]["vars"].get("OMP_DISPLAY_ENV") == "FALSE"
+
+
+def test_nst_torch_side_has_the_jax_sides_settings_and_weights():
+    from jaxfaces.convert import vgg19 as convert
+    from jaxfaces.methods import nst as nst_method
+    from jaxfaces.models import vgg
+
+    defaults = nst_method.Settings()
+    assert nst.SETTINGS == {k: getattr(defaults, k) for k in nst.SETTINGS}
+    assert (vgg_layout.BLOCKS, vgg_layout.IMAGENET_MEAN, vgg_layout.IMAGENET_STD) == (
+        vgg.BLOCKS,
+        vgg.IMAGENET_MEAN,
+        vgg.IMAGENET_STD,
+    )
+    assert [vgg_layout.torchvision_index(n) for n in vgg.CONV_LAYERS] == [
+        vgg.torchvision_index(n) for n in vgg.CONV_LAYERS
+    ]
+    sd = nst.vgg_state_dict(0)
+    params = convert.params_from_state_dict(sd)
+    assert params["conv2_1"]["kernel"].shape == (3, 3, 64, 128)
+    bound = 1 / (64 * 9) ** 0.5  # conv2_1: PyTorch's default init range for 64 x 3 x 3 inputs.
+    assert 0.9 * bound < abs(sd["features.5.weight"]).max() <= bound
+
+
+# bench/torch_cyclegan.py is the reference (junyanz/pytorch-CycleGAN-and-pix2pix,
+# models/networks.py and models/cycle_gan_model.py), layer by layer and step by step.
+# Forward parity with jaxfaces' networks and the parameter counts are in convert_test.py.
+
+
+def reference_generator_layers(ngf: int, n_blocks: int) -> list[tuple]:
+    """The reference `ResnetGenerator(3, 3, ngf, InstanceNorm2d, n_blocks=n_blocks)` (no
+    dropout, reflect padding, transposed convolutions), one tuple per module in order:
+    ("pad", p) | ("conv", in, out, k, stride, pad, bias) | ("convT", in, out, k, stride, pad,
+    output_pad, bias) | ("in", channels) (no affine, no running stats) | ("relu",) | ...;
+    residual blocks are ("res", [their layers])."""
+    norm = lambda c: ("in", c)  # noqa: E731
+    layers = [("pad", 3), ("conv", 3, ngf, 7, 1, 0, True), norm(ngf), ("relu",)]
+    for i in range(2):
+        c = ngf * 2**i
+        layers += [("conv", c, 2 * c, 3, 2, 1, True), norm(2 * c), ("relu",)]
+    d = 4 * ngf
+    block = [("pad", 1), ("conv", d, d, 3, 1, 0, True), norm(d), ("relu",)]
+    block += [("pad", 1), ("conv", d, d, 3, 1, 0, True), norm(d)]
+    layers += [("res", block)] * n_blocks
+    for i in range(2):
+        c = ngf * 2 ** (2 - i)
+        layers += [("convT", c, c // 2, 3, 2, 1, 1, True), norm(c // 2), ("relu",)]
+    return layers + [("pad", 3), ("conv", ngf, 3, 7, 1, 0, True), ("tanh",)]
+
+
+def reference_patchgan_layers(ndf: int) -> list[tuple]:
+    """The reference `NLayerDiscriminator(3, ndf, n_layers=3, InstanceNorm2d)`."""
+    layers = [("conv", 3, ndf, 4, 2, 1, True), ("lrelu", 0.2)]
+    for cin, cout, stride in ((1, 2, 2), (2, 4, 2), (4, 8, 1)):
+        layers += [("conv", ndf * cin, ndf * cout, 4, stride, 1, True), ("in", ndf * cout)]
+        layers.append(("lrelu", 0.2))
+    return layers + [("conv", ndf * 8, 1, 4, 1, 1, True)]
+
+
+def describe(module) -> tuple:
+    """A torch module as the tuples above."""
+    nn = pytest.importorskip("torch").nn
+    if isinstance(module, nn.ReflectionPad2d):
+        assert len(set(module.padding)) == 1
+        return ("pad", module.padding[0])
+    if isinstance(module, nn.ConvTranspose2d):
+        (k, _), (s, _), (p, _), (op, _) = (
+            module.kernel_size, module.stride, module.padding, module.output_padding
+        )  # fmt: skip
+        return (
+            "convT",
+            module.in_channels,
+            module.out_channels,
+            k,
+            s,
+            p,
+            op,
+            module.bias is not None,
+        )
+    if isinstance(module, nn.Conv2d):
+        (k, _), (s, _), (p, _) = module.kernel_size, module.stride, module.padding
+        return ("conv", module.in_channels, module.out_channels, k, s, p, module.bias is not None)
+    if isinstance(module, nn.InstanceNorm2d):
+        assert not module.affine and not module.track_running_stats
+        return ("in", module.num_features)
+    if isinstance(module, nn.LeakyReLU):
+        return ("lrelu", module.negative_slope)
+    if type(module).__name__ == "ResnetBlock":
+        return ("res", [describe(m) for m in module.conv_block])
+    return ({nn.ReLU: "relu", nn.Tanh: "tanh"}[type(module)],)
+
+
+def test_torch_networks_are_the_references_layer_by_layer():
+    torch = pytest.importorskip("torch")
+    from bench import torch_cyclegan
+
+    torch.manual_seed(0)
+    g = torch_cyclegan.ResnetGenerator(3, 3, 64, "instance", 9, False)
+    assert [describe(m) for m in g.model] == reference_generator_layers(64, 9)
+    d = torch_cyclegan.NLayerDiscriminator(3, 64, 3, "instance")
+    assert [describe(m) for m in d.model] == reference_patchgan_layers(64)
+    # Model-zoo keys: the last generator convolution is model.26, the last PatchGAN one model.11.
+    assert g.state_dict()["model.26.weight"].shape == (3, 64, 7, 7)
+    assert g.state_dict()["model.19.weight"].shape == (256, 128, 3, 3)  # ConvTranspose2d.
+    assert d.state_dict()["model.11.weight"].shape == (1, 512, 4, 4)
+    # init_type normal, gain 0.02: weights N(0, 0.02), biases 0.
+    w = g.model[10].conv_block[1].weight.detach()
+    assert abs(float(w.std()) - 0.02) < 0.001 and float(g.model[1].bias.detach().abs().max()) == 0.0
+
+
+def test_torch_step_is_the_references_optimize_parameters():
+    """One ReferenceCycleGAN.train_step against the reference's order, recomputed by hand:
+    G losses on the networks before the step, one Adam step of both G on their sum with D
+    frozen (D gets no gradient from it), then D on real images and the pooled fakes of the
+    same forward pass (the pools return the first fakes as they are), one Adam step."""
+    torch = pytest.importorskip("torch")
+    import copy
+
+    from bench import torch_cyclegan
+
+    model = torch_cyclegan.ReferenceCycleGAN(ngf=4, n_blocks=1, ndf=4, seed=0)
+    before = {k: copy.deepcopy(getattr(model, k)) for k in ("g_a", "g_b", "d_a", "d_b")}
+    gen = torch.Generator().manual_seed(1)
+    a, b = (torch.rand((1, 3, 32, 32), generator=gen) * 2 - 1 for _ in range(2))
+    got = model.train_step(a, b)
+
+    g_a, g_b, d_a, d_b = (before[k] for k in ("g_a", "g_b", "d_a", "d_b"))
+    mse, l1 = torch.nn.functional.mse_loss, torch.nn.functional.l1_loss
+    fake_b, fake_a = g_a(a), g_b(b)
+    terms = {
+        "g_a": mse(d_a(fake_b), torch.ones_like(d_a(fake_b))),
+        "g_b": mse(d_b(fake_a), torch.ones_like(d_b(fake_a))),
+        "cycle_a": 10 * l1(g_b(fake_b), a),
+        "cycle_b": 10 * l1(g_a(fake_a), b),
+        "idt_a": 10 * 0.5 * l1(g_a(b), b),
+        "idt_b": 10 * 0.5 * l1(g_b(a), a),
+    }
+    g_params = [*g_a.parameters(), *g_b.parameters()]
+    g_grads = torch.autograd.grad(sum(terms.values()), g_params)
+
+    def d_loss(d, real, fake):
+        p_real, p_fake = d(real), d(fake.detach())
+        return 0.5 * (mse(p_real, torch.ones_like(p_real)) + mse(p_fake, torch.zeros_like(p_fake)))
+
+    terms["d_a"], terms["d_b"] = d_loss(d_a, b, fake_b), d_loss(d_b, a, fake_a)
+    d_params = [*d_a.parameters(), *d_b.parameters()]
+    d_grads = torch.autograd.grad(terms["d_a"] + terms["d_b"], d_params)
+    assert got == pytest.approx({k: v.detach().item() for k, v in terms.items()}, rel=1e-5)
+
+    def adam_first_step(p, grad):  # lr 2e-4, betas (0.5, 0.999), eps 1e-8, bias-corrected.
+        return p - 2e-4 * grad / (grad.abs() + 1e-8)
+
+    after_g = [*model.g_a.parameters(), *model.g_b.parameters()]
+    after_d = [*model.d_a.parameters(), *model.d_b.parameters()]
+    pairs = [*zip(after_g, g_params, g_grads, strict=True)]
+    pairs += zip(after_d, d_params, d_grads, strict=True)
+    for new, old, grad in pairs:
+        torch.testing.assert_close(new, adam_first_step(old.detach(), grad), rtol=0, atol=1e-7)
