@@ -120,6 +120,29 @@ def test_fair_statistics_on_hand_made_samples():
     assert fair.parse_result("nothing") is None
 
 
+def test_fair_parent_drops_a_skipped_framework_and_shares_one_fresh_cache(tmp_path):
+    """run_rounds with a stand-in worker script: torch answers `skipped` (as without CUDA in
+    --device mode), JAX results carry the cache folder they were given."""
+    script = tmp_path / "worker.py"
+    script.write_text(
+        "import json, sys\n"
+        "a = dict(x.split('=', 1) for x in sys.argv[1:] if '=' in x)\n"
+        "out = {'skipped': 'no CUDA'} if a['--worker'] == 'torch' else "
+        "{'samples': [1.0], 'cache': a.get('--compile_cache', ''), 'flag': '--x=1' in sys.argv}\n"
+        "print('FAIR-RESULT ' + json.dumps(out))\n"
+    )
+    entries, notes = fair.run_rounds(script, [{"size": 8}], ["jax", "torch"], 2, ["--x=1"], str)
+    assert notes == ["torch: no CUDA"]
+    (jax_runs,) = entries[0]["runs"].values()  # seq counts the skipped torch process too.
+    assert [(r["round"], r["seq"], r["flag"]) for r in jax_runs] == [(1, 0, True), (2, 2, True)]
+    cache = jax_runs[0]["cache"]
+    assert cache and jax_runs[1]["cache"] == cache and not pathlib.Path(cache).exists()
+    with pytest.raises(fair.WorkerError, match="printed no result"):
+        fair.run_worker([sys.executable, "-c", "print('hello')"])
+    with pytest.raises(fair.WorkerError, match="exited with status 3"):
+        fair.run_worker([sys.executable, "-c", "import sys; sys.exit(3)"])
+
+
 def test_translate_and_nst_reports():
     def runs(jax_rounds, torch_rounds):
         return {
