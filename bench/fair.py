@@ -139,31 +139,25 @@ def run_rounds(
     """Runs every job's rounds; returns ({"job", "runs": {name: [result per round]}} per job,
     notes). A worker may answer `{"skipped": why}` (e.g. torch without CUDA in --device
     mode): that framework then sits out the rest of the run, and the reason is a note."""
-    names, notes, seq = list(names), [], 0
+    names, notes = list(names), []
     out = [{"job": job, "runs": {n: [] for n in names}} for job in jobs]
     cache = tempfile.mkdtemp(prefix="jaxfaces-bench-xla-")  # Fresh: round 1 compiles cold.
     try:
-        for entry in out:
-            for r in range(rounds):
-                for name in round_order(names, r):
-                    if name not in names:
-                        continue
-                    print(
-                        f"[{label(entry['job'])}] round {r + 1}/{rounds}: {name}", file=sys.stderr
-                    )
-                    cmd = worker_command(
-                        script, name, entry["job"], argv, cache if name == "jax" else ""
-                    )
-                    result = run_worker(cmd)
-                    result.update(round=r + 1, seq=seq)  # seq: the order the processes ran.
-                    seq += 1
-                    if "skipped" in result:
-                        names.remove(name)
-                        notes.append(f"{name}: {result['skipped']}")
-                        for e in out:
-                            e["runs"].pop(name, None)
-                        continue
-                    entry["runs"][name].append(result)
+        for seq, (i, r, name) in enumerate(schedule(range(len(out)), list(names), rounds)):
+            if name not in names:  # Skipped earlier in the run.
+                continue
+            entry = out[i]
+            print(f"[{label(entry['job'])}] round {r + 1}/{rounds}: {name}", file=sys.stderr)
+            cmd = worker_command(script, name, entry["job"], argv, cache if name == "jax" else "")
+            result = run_worker(cmd)
+            if "skipped" in result:
+                names.remove(name)
+                notes.append(f"{name}: {result['skipped']}")
+                for e in out:
+                    e["runs"].pop(name, None)
+                continue
+            result.update(round=r + 1, seq=seq)  # seq: its place in the schedule.
+            entry["runs"][name].append(result)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     return out, notes

@@ -133,8 +133,8 @@ def test_fair_parent_drops_a_skipped_framework_and_shares_one_fresh_cache(tmp_pa
     )
     entries, notes = fair.run_rounds(script, [{"size": 8}], ["jax", "torch"], 2, ["--x=1"], str)
     assert notes == ["torch: no CUDA"]
-    (jax_runs,) = entries[0]["runs"].values()  # seq counts the skipped torch process too.
-    assert [(r["round"], r["seq"], r["flag"]) for r in jax_runs] == [(1, 0, True), (2, 2, True)]
+    (jax_runs,) = entries[0]["runs"].values()  # seq: place in the schedule.
+    assert [(r["round"], r["seq"], r["flag"]) for r in jax_runs] == [(1, 0, True), (2, 3, True)]
     cache = jax_runs[0]["cache"]
     assert cache and jax_runs[1]["cache"] == cache and not pathlib.Path(cache).exists()
     with pytest.raises(fair.WorkerError, match="printed no result"):
