@@ -46,6 +46,9 @@ Optional (defaults in the dataclass):
     stream for a stage (LFT trains on VGG19 features computed once); None: the images.
   from_translators(config, {direction: variables}) -> state: a translation-only state
     holding given translators (weights converted from another framework).
+  make_latent(config) -> Latent | None: for a method whose translators also take a latent
+    code z from N(0, I) (BicycleGAN): how to translate with a given z and how to encode a
+    target image to z (None: no latent; translate.py's --samples / --z_from refuse it).
 """
 
 import dataclasses
@@ -134,11 +137,35 @@ class Critic:
     conditional: bool = False
 
 
+@dataclasses.dataclass(frozen=True)
+class Latent:
+    """A method whose translators also take a latent code z (one input, many outputs).
+
+    The prior of z is N(0, I) of `dim` dimensions: translate.py's `--samples` and
+    evaluation's diversity draw from it.
+
+    Attributes:
+      dim: the size of z.
+      translate: (translator variables, images (N, H, W, 3), z (N, dim)) -> images;
+        jit-able; the same variables as `Method.make_translate`'s.
+      encode: (translator variables, target-domain images) -> z (N, dim), the code that
+        reproduces them (an encoder's mean); jit-able; None when the method has no encoder.
+    """
+
+    dim: int
+    translate: Callable[[Variables, jax.Array, jax.Array], jax.Array]
+    encode: Callable[[Variables, jax.Array], jax.Array] | None = None
+
+
 def _no_check(config: Config) -> None:
     del config
 
 
 def _no_critic(config: Config) -> None:
+    del config
+
+
+def _no_latent(config: Config) -> None:
     del config
 
 
@@ -163,6 +190,7 @@ class Method:
     load_frozen: Callable[[Config, State], State] | None = None
     train_batches: Callable[..., Iterator[Batch] | None] | None = None
     from_translators: Callable[[Config, dict[str, Variables]], State] | None = None
+    make_latent: Callable[[Config], Latent | None] = _no_latent
 
 
 def network_variables(state: State, name: str, params: dict | None = None) -> Variables | None:

@@ -208,6 +208,13 @@ class UnetGenerator(nn.Module):
 
     Parameter paths: `down_i/conv`, `down_i/norm` and `up_i/conv`, `up_i/norm` for level i
     (0 outermost, num_downs - 1 innermost).
+
+    With `nz` > 0 (BicycleGAN, Zhu et al. 2017) the U-Net also takes a latent code z of
+    shape (N, nz), broadcast over H x W and concatenated on the channel axis: to the image
+    only (`where_add="input"`, the authors' G_Unet_add_input) or to the input of every
+    level's way down (`"all"`, G_Unet_add_all: z enters before that level's LeakyReLU, the
+    skip connections carry the activations without z). Only the down convolutions' input
+    channels grow; nz = 0 (the default) is the pix2pix U-Net above, unchanged.
     """
 
     ngf: int = 64
@@ -215,6 +222,8 @@ class UnetGenerator(nn.Module):
     norm: str = "batch"
     dropout: bool = True
     out_channels: int = 3
+    nz: int = 0
+    where_add: str = "input"
     dtype: Any = jnp.float32
 
     @property
@@ -223,8 +232,9 @@ class UnetGenerator(nn.Module):
         return 2**self.num_downs
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool = True, z: jax.Array | None = None) -> jax.Array:
         n = self.num_downs
+        with_z = _latent_injector(self.nz, self.where_add, x, z)
         if n < 5:
             raise ValueError(f"the U-Net needs num_downs >= 5 (as the reference), got {n}")
         h, w = x.shape[1:3]
@@ -237,6 +247,8 @@ class UnetGenerator(nn.Module):
         skips = []
         y = x.astype(self.dtype)
         for i in range(n):
+            inject = i == 0 if self.where_add == "input" else True
+            y_in = with_z(y) if inject else y
             y = UnetDown(
                 width[i],
                 activation=i > 0,
@@ -244,7 +256,7 @@ class UnetGenerator(nn.Module):
                 norm=self.norm,
                 dtype=self.dtype,
                 name=f"down_{i}",
-            )(y, train)
+            )(y_in, train)
             skips.append(y)
         for i in reversed(range(1, n)):
             y = UnetUp(
@@ -257,6 +269,28 @@ class UnetGenerator(nn.Module):
             y = jnp.concatenate([skips[i - 1], y], axis=-1)
         y = UnetUp(self.out_channels, outermost=True, dtype=self.dtype, name="up_0")(y, train)
         return jnp.tanh(y.astype(jnp.float32))
+
+
+WHERE_ADD = ("input", "all")  # Where a U-Net with nz > 0 takes its latent code.
+
+
+def _latent_injector(nz: int, where_add: str, x: jax.Array, z: jax.Array | None):
+    """A function concatenating z (N, nz), broadcast over H x W, to a feature map; the
+    identity when nz = 0. Checks `where_add` and z's shape against the image x."""
+    if nz == 0:
+        if z is not None:
+            raise ValueError("this U-Net has nz = 0 and takes no latent code z")
+        return lambda y: y
+    layers.check_choice("config.model.generator.where_add", where_add, WHERE_ADD)
+    if z is None or z.shape != (x.shape[0], nz):
+        got = None if z is None else z.shape
+        raise ValueError(f"this U-Net needs a latent code z of shape {(x.shape[0], nz)}, got {got}")
+
+    def concat(y: jax.Array) -> jax.Array:
+        zmap = jnp.broadcast_to(z[:, None, None, :].astype(y.dtype), (*y.shape[:3], nz))
+        return jnp.concatenate([y, zmap], axis=-1)
+
+    return concat
 
 
 GENERATORS = {
@@ -302,6 +336,13 @@ def _make_unet(cfg: Any, name: str, dtype: Any) -> nn.Module:
     """A U-Net from `config.model.generator` (ngf, norm, dropout; num_downs for "unet")."""
     layers.check_choice("config.model.generator.norm", cfg["norm"], layers.NORMS)
     kwargs = dict(ngf=cfg["ngf"], norm=cfg["norm"], dropout=cfg.get("dropout", True), dtype=dtype)
+    nz = cfg.get("nz", 0)
+    if nz:  # BicycleGAN's latent code (absent from pix2pix configs: no z).
+        if not isinstance(nz, int) or nz < 0:
+            raise ValueError(f"config.model.generator.nz must be an integer >= 0, got {nz!r}")
+        where = cfg.get("where_add", "input")
+        layers.check_choice("config.model.generator.where_add", where, WHERE_ADD)
+        kwargs.update(nz=nz, where_add=where)
     if name == "unet":
         num_downs = cfg.get("num_downs")
         if not isinstance(num_downs, int) or num_downs < 5:
