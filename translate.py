@@ -3,6 +3,7 @@
   python translate.py --ckpt=runs/demo --direction=AtoB --input=photos/ --output=out/ [--sheet]
       [--truth=portraits/]   # per-image and mean L1, PSNR, SSIM to the true translations
       [--scale=native]       # at each input's own size, not the trained scale (the default)
+      [--samples=5 | --z_from=target.png]   # latent-code methods: 5 draws of z, or one image's z
   python translate.py --method=nst --content=photos/ --style=painting.png --output=out/ \
       [--config=configs/nst.py --config.nst.steps=200] [--steps --optimizer --init --size]
 
@@ -43,6 +44,12 @@ flags.DEFINE_bool("sheet", False, "Also write input | output grids (sheet_NNN.pn
 flags.DEFINE_string(
     "truth", None, "Folder of true translations (same names): writes OUTPUT/metrics.csv."
 )
+flags.DEFINE_integer(
+    "samples", 0, "N > 0: N translations of each input, z ~ N(0, I), and a sheet per input "
+    "(methods whose translations take a latent code z)."
+)  # fmt: skip
+flags.DEFINE_string("z_from", None, "An image of the target domain: translate with its code z.")
+flags.DEFINE_integer("seed", 0, "--samples: the seed of the latent codes drawn.")
 config_flags.DEFINE_config_file("config", None, "nst: config file (default configs/nst.py).")
 flags.DEFINE_string("content", None, "nst: content image file, folder or glob.")
 flags.DEFINE_string("style", None, "nst: the style image.")
@@ -98,6 +105,18 @@ def main(argv: list[str]) -> int:
         translator = translators(FLAGS.direction)
         print(f"{len(files)} image(s), {FLAGS.direction}, checkpoint step {step}", flush=True)
         print(inference.describe_scale(translator, FLAGS.size, FLAGS.scale), flush=True)
+        if FLAGS.samples and FLAGS.z_from:
+            raise ValueError("give --samples (codes drawn) or --z_from (an image's code)")
+        if FLAGS.z_from:
+            translator = translator.with_code(inference.code_of(translator, FLAGS.z_from))
+            print(f"latent code z of {FLAGS.z_from} for every input", flush=True)
+        if FLAGS.samples:
+            written, skipped = inference.translate_samples(
+                translator, files, FLAGS.output, FLAGS.samples, FLAGS.seed, FLAGS.size,
+                FLAGS.scale, FLAGS.overwrite,
+            )  # fmt: skip
+            print(f"wrote {len(written)} file(s) to {FLAGS.output}; skipped {len(skipped)}")
+            return 1 if skipped and not written else 0
         written, skipped = inference.translate_files(
             translator,
             files,

@@ -20,6 +20,11 @@ computed where they apply:
   tells real test images from translations (per PatchGAN output; 0.5 is chance), when the
   method and the state have one (a training state does, a converted one does not).
 - `fid`, `kid` to the real target-domain images, when Inception weights are available.
+- for a method whose translations take a latent code z (`Method.make_latent`):
+  `diversity` (mean pairwise L1, 0-1 scale, of SAMPLES translations of each input with
+  z ~ N(0, I)), `samples_swd` (their SWD to the real target images) and, with true
+  translations, `encoded_l1` / `encoded_ratio` (z = the code of the truth); see
+  `latent_metrics`.
 
 Translations are rounded to 8 bits before any metric (the round trip starts from the
 rounded translation), so the metrics are those of the image files written. The report
@@ -276,6 +281,9 @@ class Evaluator:
                     if fid_kid is None:
                         notes.append(f"{direction}: FID/KID skipped: fewer than 2 images a set")
                 m.update({k: float(v) for k, v in (fid_kid or {}).items()})
+            # A method with a latent code: diversity of samples, translation with E(truth).
+            real = None if target is None else target[0]
+            m.update(latent_metrics(self.config, gens[direction], images, truth, real))
             results[direction] = m
         if self._inception_note and self.tests["a"] is not None and self.tests["b"] is not None:
             notes.append(self._inception_note)
@@ -360,3 +368,87 @@ def split_folders(data_cfg: ml_collections.ConfigDict) -> list[pathlib.Path]:
     """The test folders (not TFDS splits) of both domains that `data_cfg` names."""
     splits = (sources.test_split(data_cfg, d) for d in sources.DOMAINS)
     return [s for s in splits if isinstance(s, pathlib.Path)]
+
+
+# --------------------------------------------------------------------------- latent codes
+
+SAMPLES = 5  # Outputs per input (z ~ N(0, I)) for the diversity figures.
+_LATENT: dict[str, tuple[Callable, Callable | None] | None] = {}
+
+
+def _latent_compiled(config: ml_collections.ConfigDict) -> tuple[Callable, Callable | None] | None:
+    """(jitted translate(variables, images, z), jitted encode or None) of a method with a
+    latent code (`Method.make_latent`), once per config; None for other methods."""
+    key = config.to_json(sort_keys=True)
+    if key not in _LATENT:
+        latent = get_method(config.method).make_latent(config)
+        _LATENT[key] = None if latent is None else (
+            jax.jit(latent.translate),
+            None if latent.encode is None else jax.jit(latent.encode),
+        )  # fmt: skip
+    return _LATENT[key]
+
+
+def translate_with_codes(
+    translate: Callable, variables: Any, images: np.ndarray, codes: np.ndarray
+) -> np.ndarray:
+    """translate(variables, images[i], codes[i]) for every i, BATCH at a time, quantised."""
+    images, codes = np.asarray(images, np.float32), np.asarray(codes, np.float32)
+
+    def fn(index: np.ndarray) -> Any:
+        return translate(variables, jnp.asarray(images[index]), jnp.asarray(codes[index]))
+
+    return quantise(batching.apply_batched(fn, np.arange(len(images)), BATCH))
+
+
+def sample_codes(key: jax.Array, samples: int, n: int, dim: int) -> np.ndarray:
+    """`samples` codes for each of n inputs from N(0, I): (samples, n, dim)."""
+    return np.asarray(jax.random.normal(key, (samples, n, dim), jnp.float32))
+
+
+def mean_pairwise_l1(samples: np.ndarray) -> float:
+    """The mean L1 distance, on a 0-1 scale, between the outputs of one input, averaged over
+    the pairs and the inputs: samples (S, N, H, W, C) in [-1, 1], S >= 2."""
+    s = len(samples)
+    if s < 2:
+        raise ValueError(f"the diversity needs at least 2 samples per input, got {s}")
+    pairs = [(i, j) for i in range(s) for j in range(i + 1, s)]
+    return float(np.mean([np.mean(np.abs(samples[i] - samples[j])) / 2 for i, j in pairs]))
+
+
+def latent_metrics(
+    config: ml_collections.ConfigDict,
+    variables: Any,
+    images: np.ndarray,
+    truth: np.ndarray | None,
+    real: np.ndarray | None,
+    samples: int = SAMPLES,
+    key: jax.Array | None = None,
+) -> dict[str, float]:
+    """The figures of a method with a latent code (empty for other methods).
+
+    - `diversity`: `mean_pairwise_l1` of `samples` outputs of each input (z ~ N(0, I)),
+      on a 0-1 scale (0: z changes nothing).
+    - `samples_swd`: SWD (x1e3) of all those outputs to the real target images `real`.
+    - `encoded_l1`, `encoded_ratio`: with z the code of each input's true translation
+      (`Latent.encode`), L1 ([-1, 1] units) to that truth, and over the identity L1.
+    """
+    compiled = _latent_compiled(config)
+    if compiled is None:
+        return {}
+    translate, encode = compiled
+    key = jax.random.key(1) if key is None else key  # Fixed: the same codes every time.
+    latent = get_method(config.method).make_latent(config)
+    codes = sample_codes(key, samples, len(images), latent.dim)
+    outs = np.stack([translate_with_codes(translate, variables, images, c) for c in codes])
+    out = {"diversity": mean_pairwise_l1(outs)}
+    if real is not None and metrics.swd_resolutions(*images.shape[1:3]):
+        swd_key = jax.random.key(0)
+        out["samples_swd"] = metrics.swd(outs.reshape(-1, *outs.shape[2:]), real, swd_key)["swd"]
+    if truth is not None and encode is not None:
+        z = batching.apply_batched(lambda y: encode(variables, jnp.asarray(y)), truth, BATCH)
+        encoded = translate_with_codes(translate, variables, images, z)
+        out["encoded_l1"] = float(np.mean(metrics.l1(encoded, truth)))
+        identity = float(np.mean(metrics.l1(images, truth)))
+        out["encoded_ratio"] = out["encoded_l1"] / max(identity, 1e-12)
+    return out

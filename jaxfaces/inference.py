@@ -1,5 +1,6 @@
 """Translating images with a trained (or converted) generator, for any method."""
 
+import copy
 import csv
 import functools
 import pathlib
@@ -39,14 +40,67 @@ class Translator:
         # On the device once (an LFT checkpoint's variables hold the VGG19 weights).
         self.variables = jax.device_put(variables)
         self._fn = jax.jit(method.make_translate(config))
+        # A method whose translations take a latent code z (`Method.make_latent`).
+        self.latent = method.make_latent(config)
+        self._code: np.ndarray | None = None  # `with_code`: every image gets this z.
+        if self.latent is not None:
+            self._latent_fn = jax.jit(self.latent.translate)
+            self._encode_fn = self.latent.encode and jax.jit(self.latent.encode)
 
     def __call__(self, images: np.ndarray, batch_size: int = 16) -> np.ndarray:
         """Translates (N, H, W, 3) float images in [-1, 1], `batch_size` at a time
         (`batching.apply_batched`: one compiled program serves every batch)."""
         if not len(images):
             return np.zeros_like(images)
+        if self._code is not None:
+            codes = np.broadcast_to(self._code, (len(images), len(self._code)))
+            return self.translate_codes(images, codes, batch_size)
         fn = lambda x: self._fn(self.variables, jnp.asarray(x, jnp.float32))  # noqa: E731
         return batching.apply_batched(fn, np.asarray(images, np.float32), batch_size)
+
+    def require_latent(self, flag: str) -> base.Latent:
+        """The method's `Latent`; ValueError naming `flag` when its translations take none."""
+        if self.latent is None:
+            raise ValueError(
+                f"{flag} needs a method whose translations take a latent code z; "
+                f"{self.config.method!r} has none"
+            )
+        return self.latent
+
+    def translate_codes(
+        self, images: np.ndarray, codes: np.ndarray, batch_size: int = 16
+    ) -> np.ndarray:
+        """Translates images[i] with the latent code codes[i] (N, latent dim)."""
+        latent = self.require_latent("a latent code")
+        images, codes = np.asarray(images, np.float32), np.asarray(codes, np.float32)
+        if codes.shape != (len(images), latent.dim):
+            raise ValueError(f"latent codes must be {(len(images), latent.dim)}, got {codes.shape}")
+
+        def fn(index: np.ndarray) -> jax.Array:
+            x, z = jnp.asarray(images[index]), jnp.asarray(codes[index])
+            return self._latent_fn(self.variables, x, z)
+
+        return batching.apply_batched(fn, np.arange(len(images)), batch_size)
+
+    def with_code(self, z: np.ndarray) -> "Translator":
+        """A copy of this translator that gives every image the latent code z (latent dim)."""
+        latent = self.require_latent("a latent code")
+        z = np.asarray(z, np.float32).reshape(-1)
+        if z.shape != (latent.dim,):
+            raise ValueError(f"a latent code must have {latent.dim} values, got {z.shape}")
+        coded = copy.copy(self)
+        coded._code = z
+        return coded
+
+    def encode(self, image: np.ndarray, flag: str = "--z_from") -> np.ndarray:
+        """The latent code (latent dim,) of a target-domain uint8 image (H, W, 3), resized to
+        the training crop (`config.data.size`) as the encoder saw its images."""
+        latent = self.require_latent(flag)
+        if latent.encode is None:
+            raise ValueError(f"{flag}: {self.config.method!r} has no encoder of target images")
+        side = int(self.config.data.size)
+        x = data_lib.to_float(resize(image, side, side))[None]
+        return np.asarray(self._encode_fn(self.variables, jnp.asarray(x, jnp.float32)))[0]
 
 
 @functools.cache
@@ -227,6 +281,95 @@ def _translate_files(
     if sheet and ordered:
         pairs = [(resize(image, *y.shape[:2]), y) for _, image, y, _ in ordered]
         written += write_sheets(pairs, output, sheet_rows)
+    return written, skipped
+
+
+# --------------------------------------------------------------------------- samples
+
+
+def code_of(translator: Translator, image_file: str | pathlib.Path) -> np.ndarray:
+    """The latent code of a target-domain image file (`translate.py --z_from`).
+
+    Raises:
+      ValueError: the method has no latent code or encoder; FileNotFoundError: no such file.
+    """
+    translator.require_latent("--z_from")
+    path = pathlib.Path(image_file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--z_from: no image file at {image_file}")
+    return translator.encode(data_lib.read_image(path))
+
+
+SAMPLE = "{stem}_{k}.png"  # The k-th output (1-based) of an input with `--samples`.
+SAMPLE_SHEET = "{stem}_samples.png"  # Its sheet: input | output 1 | ... | output N.
+
+
+def sample_targets(files: list[pathlib.Path], output: pathlib.Path, samples: int) -> list:
+    """The files `translate_samples` writes for each input (outputs, then its sheet).
+
+    Raises:
+      outputs.OutputError: two inputs of one stem (their outputs would collide).
+    """
+    stems = [f.stem for f in files]
+    outputs.named_after([pathlib.Path(s) for s in stems], output)  # Refuses a repeated stem.
+    return [
+        output / name.format(stem=stem, k=k)
+        for stem in stems
+        for name, k in [*((SAMPLE, k) for k in range(1, samples + 1)), (SAMPLE_SHEET, 0)]
+    ]
+
+
+def translate_samples(
+    translator: Translator,
+    files: list[pathlib.Path],
+    output: str | pathlib.Path,
+    samples: int,
+    seed: int = 0,
+    size: int | None = None,
+    scale: str = "trained",
+    overwrite: bool = False,
+) -> tuple[list[pathlib.Path], list[tuple[pathlib.Path, str]]]:
+    """`samples` translations of each input, each with its own latent code z ~ N(0, I)
+    (drawn from `seed`, the input's index and the sample's): OUTPUT/<stem>_<k>.png (k = 1 ..
+    samples, at the input's size as `translate_files` writes them) and one sheet per input,
+    OUTPUT/<stem>_samples.png (input | output 1 | ... | output N, enlarged as the sheets).
+
+    Raises:
+      ValueError: the method takes no latent code, samples < 1, a refused target.
+    """
+    latent = translator.require_latent("--samples")
+    if samples < 1:
+        raise ValueError(f"--samples must be at least 1, got {samples}")
+    if scale not in SCALES:
+        raise ValueError(f"--scale must be one of {', '.join(SCALES)}, not {scale!r}")
+    output = pathlib.Path(output)
+    targets = sample_targets(files, output, samples)
+    trained = translator.trained_size if scale == "trained" else None
+    key = jax.random.key(seed)
+    written, skipped = [], []
+    with outputs.guard(output, targets, files, overwrite):
+        for i, path in enumerate(files):
+            try:
+                image = data_lib.read_image(path)
+            except (ValueError, OSError) as e:
+                skipped.append((path, str(e)))
+                print(f"skipping {path}: {e}", flush=True)
+                continue
+            hw = working_size(*image.shape[:2], size, translator.multiple, trained)
+            x = np.repeat(data_lib.to_float(resize(image, *hw))[None], samples, axis=0)
+            codes = jax.random.normal(jax.random.fold_in(key, i), (samples, latent.dim))
+            row = []
+            for k, y in enumerate(translator.translate_codes(x, np.asarray(codes)), 1):
+                y = data_lib.to_uint8(y)
+                if not size:
+                    y = resize(y, *image.shape[:2])
+                target = output / SAMPLE.format(stem=path.stem, k=k)
+                data_lib.save_image(target, y)
+                written.append(target)
+                row.append(y)
+            sheet = output / SAMPLE_SHEET.format(stem=path.stem)
+            data_lib.save_image(sheet, sheets.grid([[resize(image, *row[0].shape[:2]), *row]]))
+            written.append(sheet)
     return written, skipped
 
 
