@@ -105,13 +105,13 @@ def jax_worker(args: argparse.Namespace, job: dict) -> dict:
     params = jax.device_put(convert.params_from_state_dict(vgg_state_dict(args.seed)))
     settings = nst.Settings(steps=args.steps)
     content, style = images(args, job)
-    start = time.perf_counter()
-    compiled = nst.stylize.lower(params, content, style, content, settings).compile()
-    compile_s = time.perf_counter() - start
+    compiled, timing = train_step.compile_ahead(
+        nst.stylize, params, content, style, content, settings, cache=args.compile_cache
+    )
     run = lambda: jax.block_until_ready(compiled(params, content, style, content))  # noqa: E731
     warmup, samples = fair.iterate(run, args, f"jax {config_name(job)}")
     env = train_step.jax_environment()
-    return {"compile_s": compile_s, "warmup": warmup, "samples": samples, "env": env}
+    return {**timing, "warmup": warmup, "samples": samples, "env": env}
 
 
 def torch_runner(net, content, style):

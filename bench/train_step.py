@@ -31,6 +31,7 @@ configuration: `RATIO train_step 64px batch1 jax/torch = 0.93` (with the dtype w
 
 import argparse
 import json
+import os
 import pathlib
 import platform
 import sys
@@ -163,6 +164,26 @@ def use_compile_cache(path: str) -> None:
         jax.config.update("jax_compilation_cache_dir", path)
 
 
+def compile_ahead(jitted: Any, *args: Any, cache: str = "") -> tuple[Any, dict]:
+    """`jitted.lower(*args).compile()`, timed: ({"compile_s": the whole (the time to the
+    first step), "lower_s": tracing and lowering alone, "cache": "hit" when the persistent
+    cache had the program (it gained no file), "written" when this compile added it, or
+    "off" / "not written" (JAX writes only compiles over its minimum time)})."""
+    count = lambda: len(os.listdir(cache)) if cache else 0  # noqa: E731
+    before = count()
+    start = time.perf_counter()
+    lowered = jitted.lower(*args)
+    lower_s = time.perf_counter() - start
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - start
+    after = count()
+    if not cache:
+        state = "off"
+    else:
+        state = "written" if after > before else ("hit" if before else "not written")
+    return compiled, {"compile_s": compile_s, "lower_s": lower_s, "cache": state}
+
+
 def jax_worker(args: argparse.Namespace, job: dict) -> dict:
     """Compiles (timed) and times the JAX step of one configuration."""
     use_compile_cache(args.compile_cache)
@@ -184,9 +205,7 @@ def jax_worker(args: argparse.Namespace, job: dict) -> dict:
     }
     step = jax.jit(cyclegan.make_train_step(config), donate_argnums=0)
     jax.block_until_ready(state)
-    start = time.perf_counter()
-    compiled = step.lower(state, data).compile()
-    compile_s = time.perf_counter() - start
+    compiled, timing = compile_ahead(step, state, data, cache=args.compile_cache)
     holder = {"state": state}
 
     def run() -> None:
@@ -195,7 +214,7 @@ def jax_worker(args: argparse.Namespace, job: dict) -> dict:
 
     warmup, samples = fair.iterate(run, args, f"jax {config_name(job)}")
     return {
-        "compile_s": compile_s,
+        **timing,
         "warmup": warmup,
         "samples": samples,
         "xla_flops": xla_flops(compiled),
@@ -311,6 +330,8 @@ def process_lines(name: str, runs: dict[str, list[dict]]) -> list[str]:
             parts = []
             if r.get("compile_s") is not None:
                 parts.append(f"compile {r['compile_s']:.1f}")
+                if "lower_s" in r:
+                    parts[-1] += f" (tracing and lowering {r['lower_s']:.1f}; cache {r['cache']})"
             parts.append("warm-up " + " ".join(f"{x:.3f}" for x in r["warmup"]))
             parts.append("timed " + " ".join(f"{x:.3f}" for x in r["samples"]))
             if r.get("xla_flops"):

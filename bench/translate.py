@@ -75,13 +75,11 @@ def jax_worker(args: argparse.Namespace, job: dict) -> dict:
     g = cyclegan.models(config)["g_a"]
     variables = jax.jit(lambda: g.init(rngs.key(args.seed), x[:1], train=False))()
     jax.block_until_ready(variables)
-    start = time.perf_counter()
-    compiled = translate.lower(variables, x).compile()
-    compile_s = time.perf_counter() - start
+    compiled, timing = train_step.compile_ahead(translate, variables, x, cache=args.compile_cache)
     run = lambda: jax.block_until_ready(compiled(variables, x))  # noqa: E731
     warmup, samples = fair.iterate(run, args, f"jax {config_name(job)}")
     env = train_step.jax_environment()
-    return {"compile_s": compile_s, "warmup": warmup, "samples": samples, "env": env}
+    return {**timing, "warmup": warmup, "samples": samples, "env": env}
 
 
 def torch_worker(args: argparse.Namespace, job: dict) -> dict:

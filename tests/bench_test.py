@@ -58,7 +58,10 @@ def test_train_step_report_table_spread_compile_and_ratio_lines_last():
             "job": {"size": 64, "batch": 1, "dtype": "float32"},
             "runs": {
                 # Medians by round: jax 1.0, 2.0 (all four: 1.5); torch 2.0, 2.5 (2.25).
-                "jax": [run([1.0, 1.0], 30.0, xla_flops=130e9), run([2.0, 2.0], 2.0)],
+                "jax": [
+                    run([1.0, 1.0], 30.0, xla_flops=130e9, lower_s=10.0, cache="written"),
+                    run([2.0, 2.0], 2.0, lower_s=1.5, cache="hit"),
+                ],
                 "torch": [run([2.0, 2.0]), run([2.5, 2.5])],
             },
         },
@@ -81,8 +84,12 @@ def test_train_step_report_table_spread_compile_and_ratio_lines_last():
         "| 256px batch8 bfloat16 | - | 0.500 | - | 4000.0 | - | 8000.0 | - | - | - | 0.8% |"
     )
     assert (
-        "seconds 64px batch1 jax round 1: compile 30.0; warm-up 9.000; timed 1.000 1.000; "
-        "XLA cost_analysis 130.0 GFLOP/step"
+        "seconds 64px batch1 jax round 1: compile 30.0 (tracing and lowering 10.0; cache "
+        "written); warm-up 9.000; timed 1.000 1.000; XLA cost_analysis 130.0 GFLOP/step"
+    ) in lines
+    assert (
+        "seconds 64px batch1 jax round 2: compile 2.0 (tracing and lowering 1.5; cache hit); "
+        "warm-up 9.000; timed 2.000 2.000"
     ) in lines
     assert "seconds 64px batch1 torch round 2: warm-up 9.000; timed 2.500 2.500" in lines
     assert lines[-1] == "RATIO train_step 64px batch1 jax/torch = 0.65"
@@ -405,7 +412,8 @@ def test_train_step_processes_alternate_with_the_parents_environment(tmp_path):
         for r in runs[name]:
             assert r["env"]["vars"] == expected and "OMP_WAIT_POLICY" not in r["env"]["vars"]
             assert len(r["samples"]) == 1 and len(r["warmup"]) == 1
-    assert all(r["compile_s"] > 0 for r in runs["jax"])
+    assert all(r["compile_s"] > r["lower_s"] > 0 for r in runs["jax"])
+    assert runs["jax"][0]["cache"] in ("written", "not written")  # A fresh cache: cold.
     assert all(r["env"]["threads"] == int(fresh.stdout) for r in runs["torch"])
     assert torch.__version__ == runs["torch"][0]["env"]["version"]
 
