@@ -173,6 +173,7 @@ def test_reference_and_demo_configs():
         ({"model.discriminator.norm": "batch"}, "config.model.discriminator.norm"),
         ({"loss.alpha": -1.0}, r"config.loss.alpha \(-1.0\) must be >= 0"),
         ({"vae_stage.lr": 0.0}, "config.vae_stage.lr"),
+        ({"vae_stage.num_steps": 0}, "f .config.model.f.kind 'autoencoder'. would be an untrained"),
         ({"train.ema_decay": 1.0}, "config.train.ema_decay"),
     ],
 )

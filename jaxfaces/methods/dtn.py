@@ -205,6 +205,11 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     else:
         cyclegan_vae.num_downs(config)
         config_check.at_least(config, "model.vae.latent_channels", 1)
+        if config.vae_stage.num_steps == 0 and not config.vae_stage.pretrained:
+            raise ValueError(
+                "config.vae_stage.num_steps is 0 and config.vae_stage.pretrained is empty: "
+                "f (config.model.f.kind 'autoencoder') would be an untrained encoder"
+            )
     config_check.at_least(config, "model.vae.nf", 1)
     config_check.at_least(config, "model.vae.n_blocks", 0)
     config_check.one_of(config, "model.vae.norm", vae.NORMS)
