@@ -332,7 +332,8 @@ def process_lines(name: str, runs: dict[str, list[dict]]) -> list[str]:
                 parts.append(f"compile {r['compile_s']:.1f}")
                 if "lower_s" in r:
                     parts[-1] += f" (tracing and lowering {r['lower_s']:.1f}; cache {r['cache']})"
-            parts.append("warm-up " + " ".join(f"{x:.3f}" for x in r["warmup"]))
+            if r["warmup"]:
+                parts.append("warm-up " + " ".join(f"{x:.3f}" for x in r["warmup"]))
             parts.append("timed " + " ".join(f"{x:.3f}" for x in r["samples"]))
             if r.get("xla_flops"):
                 parts.append(f"XLA cost_analysis {r['xla_flops'] / 1e9:.1f} GFLOP/step")
