@@ -49,7 +49,7 @@ def get_config() -> ml_collections.ConfigDict:
     gen.dropout = True  # Dropout 0.5 in the 8-ngf decoder levels (reference: on).
     gen.eval_mode = False  # Translate in inference mode (reference: training mode, no --eval).
     gen.n_blocks = 9  # Residual blocks (resnet generators only).
-    gen.upsample = "transpose"  # resnet generators only: transpose | nearest | bilinear.
+    gen.upsample = "transpose"  # transpose (reference) | nearest | bilinear (resize-conv).
     gen.padding = "reflect"  # resnet generators only: reflect | zero.
     config.model.discriminator = disc = ml_collections.ConfigDict()
     disc.name = "patchgan"  # Conditional: sees (input, output) on 6 channels.

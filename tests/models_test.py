@@ -128,3 +128,22 @@ def test_unknown_names_list_the_valid_ones():
         generators.make_generator({**cfg, "name": "resnet_6blocks", "upsample": "pixelshuffle"})
     with pytest.raises(ValueError, match="patchgan"):
         discriminators.make_discriminator(dict(name="dcgan", ndf=8, n_layers=3, norm="none"))
+
+
+def test_unet_resize_convolution_option():
+    """upsample="nearest": every way-up conv is a 3x3 conv after a x2 resize (the default
+    transposed 4x4 ones are the reference's, unchanged); the output keeps the input's shape."""
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
+    kernels = {}
+    for upsample in ("transpose", "nearest"):
+        cfg = dict(name="unet", ngf=4, norm="instance", dropout=False, num_downs=5)
+        g = generators.make_generator({**cfg, "upsample": upsample})
+        variables = g.init(rngs.key(0), x)
+        y = g.apply(variables, x)
+        assert y.shape == x.shape and bool(jnp.all(jnp.abs(y) <= 1))
+        kernels[upsample] = {k: v["conv"]["kernel"].shape for k, v in variables["params"].items()}
+    assert kernels["transpose"]["up_0"] == (4, 4, 8, 3)  # [skip, up] of 4 + 4 filters -> RGB.
+    assert kernels["nearest"]["up_0"] == (3, 3, 8, 3)
+    assert kernels["transpose"]["down_2"] == kernels["nearest"]["down_2"] == (4, 4, 8, 16)
+    with pytest.raises(ValueError, match="config.model.generator.upsample"):
+        generators.make_generator({**cfg, "upsample": "pixelshuffle"})

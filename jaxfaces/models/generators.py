@@ -174,18 +174,28 @@ class UnetDown(nn.Module):
 
 
 class UnetUp(nn.Module):
-    """A U-Net level's way up: ReLU, 4x4 stride-2 transposed conv, [norm], [dropout 0.5]."""
+    """A U-Net level's way up: ReLU, x2 upsampling conv, [norm], [dropout 0.5].
+
+    The upsampling conv is the reference's 4x4 stride-2 transposed convolution
+    (`upsample="transpose"`), or the thesis's resize-convolution ("nearest" / "bilinear": x2
+    resize then a 3x3 convolution, zero-padded; no period-2 checkerboard).
+    """
 
     features: int
     outermost: bool = False
     dropout: bool = False
     norm: str = "batch"
+    upsample: str = "transpose"
     dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = True) -> jax.Array:
         bias = self.outermost or layers.uses_bias(self.norm)
-        x = ConvTranspose4x4(self.features, bias, self.dtype, name="conv")(nn.relu(x))
+        if self.upsample == "transpose":
+            conv = ConvTranspose4x4(self.features, bias, self.dtype, name="conv")
+        else:
+            conv = layers.upsample_conv(self.features, self.upsample, "zero", bias, self.dtype)
+        x = conv(nn.relu(x))
         if self.outermost:
             return x
         x = layers.Norm(self.norm, name="norm")(x, train)
@@ -215,6 +225,9 @@ class UnetGenerator(nn.Module):
     level's way down (`"all"`, G_Unet_add_all: z enters before that level's LeakyReLU, the
     skip connections carry the activations without z). Only the down convolutions' input
     channels grow; nz = 0 (the default) is the pix2pix U-Net above, unchanged.
+
+    `upsample` "nearest" or "bilinear" replaces every transposed convolution by a
+    resize-convolution (`UnetUp`); "transpose" (the default) is the reference.
     """
 
     ngf: int = 64
@@ -224,6 +237,7 @@ class UnetGenerator(nn.Module):
     out_channels: int = 3
     nz: int = 0
     where_add: str = "input"
+    upsample: str = "transpose"
     dtype: Any = jnp.float32
 
     @property
@@ -263,11 +277,18 @@ class UnetGenerator(nn.Module):
                 width[i - 1],
                 dropout=self.dropout and 4 <= i <= n - 2,  # The 8-ngf levels in between.
                 norm=self.norm,
+                upsample=self.upsample,
                 dtype=self.dtype,
                 name=f"up_{i}",
             )(y, train)
             y = jnp.concatenate([skips[i - 1], y], axis=-1)
-        y = UnetUp(self.out_channels, outermost=True, dtype=self.dtype, name="up_0")(y, train)
+        y = UnetUp(
+            self.out_channels,
+            outermost=True,
+            upsample=self.upsample,
+            dtype=self.dtype,
+            name="up_0",
+        )(y, train)
         return jnp.tanh(y.astype(jnp.float32))
 
 
@@ -333,9 +354,18 @@ def make_generator(cfg: Any, dtype: Any = jnp.float32) -> nn.Module:
 
 
 def _make_unet(cfg: Any, name: str, dtype: Any) -> nn.Module:
-    """A U-Net from `config.model.generator` (ngf, norm, dropout; num_downs for "unet")."""
+    """A U-Net from `config.model.generator` (ngf, norm, dropout, upsample; num_downs for
+    "unet")."""
     layers.check_choice("config.model.generator.norm", cfg["norm"], layers.NORMS)
-    kwargs = dict(ngf=cfg["ngf"], norm=cfg["norm"], dropout=cfg.get("dropout", True), dtype=dtype)
+    upsample = cfg.get("upsample", "transpose")
+    layers.check_choice("config.model.generator.upsample", upsample, layers.UPSAMPLES)
+    kwargs = dict(
+        ngf=cfg["ngf"],
+        norm=cfg["norm"],
+        dropout=cfg.get("dropout", True),
+        upsample=upsample,
+        dtype=dtype,
+    )
     nz = cfg.get("nz", 0)
     if nz:  # BicycleGAN's latent code (absent from pix2pix configs: no z).
         if not isinstance(nz, int) or nz < 0:
