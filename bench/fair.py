@@ -183,9 +183,11 @@ def emit(result: dict) -> None:
 
 
 def environment(**extra: Any) -> dict:
-    """What the worker found: cores, the threading/XLA environment variables, and `extra`."""
+    """What the worker found: cores, the threading/XLA environment variables, and `extra`;
+    `frameworks`: those this process has imported (its own only)."""
     found = {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
-    return {"cores": available_cores(), "vars": found, **extra}
+    loaded = [m for m in FRAMEWORKS if m in sys.modules]
+    return {"cores": available_cores(), "vars": found, "frameworks": loaded, **extra}
 
 
 def timed(fn: Callable[[], Any]) -> float:

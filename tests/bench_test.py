@@ -411,6 +411,7 @@ def test_train_step_processes_alternate_with_the_parents_environment(tmp_path):
     for name in ("jax", "torch"):
         for r in runs[name]:
             assert r["env"]["vars"] == expected and "OMP_WAIT_POLICY" not in r["env"]["vars"]
+            assert r["env"]["frameworks"] == [name]  # It imported its own framework only.
             assert len(r["samples"]) == 1 and len(r["warmup"]) == 1
     assert all(r["compile_s"] > r["lower_s"] > 0 for r in runs["jax"])
     assert runs["jax"][0]["cache"] in ("written", "not written")  # A fresh cache: cold.
@@ -433,6 +434,7 @@ def test_translate_and_nst_run_through_the_same_processes(tmp_path):
     assert proc.stdout.splitlines()[-1] == "PARENT IMPORTED []"
     (result,) = json.loads(raw.read_text())["entries"][0]["runs"]["torch"]
     assert len(result["samples"]) == 1 and result["env"]["vars"].get("OMP_DISPLAY_ENV") == "FALSE"
+    assert result["env"]["frameworks"] == ["torch"]
 
 
 def test_nst_torch_side_has_the_jax_sides_settings_and_weights():
