@@ -11,7 +11,9 @@ the L1 to the true translations against the identity baseline. Another data set 
 layout: `--config.data.root=DIR --config.data.synthetic.enabled=False`; folders:
 `--config.data.root= --config.data.a=... --config.data.b=... --config.data.test_a=...
 --config.data.test_b=...` (plus data.truth_a2b / truth_b2a); images of another size are
-resized to 32 px. Measured figures: docs/ABLATION.md (BicycleGAN).
+resized to 32 px. Measured (800 steps, 233 CPU seconds on 2 shared cores): L1 to the true
+translations with z = E(truth) 0.40x (AtoB) / 0.35x (BtoA) the identity baseline's, 0.47x /
+0.39x with z = 0; diversity of 5 samples 0.043 / 0.044 (docs/ABLATION.md, BicycleGAN).
 """
 
 import ml_collections
