@@ -49,6 +49,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 #: name -> (config file, row label). Order: the table's.
 METHODS = {
     "pix2pix": ("configs/pix2pix_thesis64.py", "pix2pix"),
+    "bicyclegan": ("configs/bicyclegan_thesis64.py", "BicycleGAN (z = 0)"),
     "lft": ("configs/lft_thesis64.py", "LFT"),
     "cyclegan": ("configs/cyclegan_thesis64.py", "CycleGAN (unpaired)"),
     "unit": ("configs/unit_thesis64.py", "UNIT (unpaired)"),
