@@ -33,7 +33,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.lr = 5e-4  # Faster than the authors' 1e-4 for a short run.
     config.optim.weight_decay = 0.0  # Off for a short run.
     config.optim.lr_policy = "linear"  # Constant, then linear decay over the last half.
-    config.train.num_steps = 800  # Steps.
+    config.train.num_steps = 800  # Steps (600 reached 0.72x / 0.76x identity L1).
     config.train.decay_fraction = 0.5  # Linear decay over the second half.
     config.train.log_every = 100  # A console line every 100 steps.
     config.train.log_images_every = 400  # Image grids in TensorBoard.

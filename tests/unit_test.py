@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from configs import unit as reference_config
-from configs import unit_demo
+from configs import unit_demo, unit_thesis64
 from jaxfaces import rng as rngs
 from jaxfaces.methods import base, get_method, unit
 from jaxfaces.models import discriminators, vae
@@ -249,6 +249,9 @@ def test_reference_config_is_the_authors():
     assert (c.data.size, c.data.batch_size, c.train.num_steps) == (256, 1, 1_000_000)
     assert unit.spatial_multiple(c) == 4 and unit.code_shape(c) == (64, 64, 256)
     unit.check_config(unit_demo.get_config())
+    thesis = unit_thesis64.get_config()
+    unit.check_config(thesis)
+    assert (thesis.data.size, thesis.model.discriminator.n_layers) == (64, 4)
 
 
 def test_ablation_runs_the_unit_demo_networks_for_unit_steps():
