@@ -10,6 +10,9 @@ one way: B -> A is reported as missing). Another data set in the same layout:
 `--config.data.root=DIR --config.data.synthetic.enabled=False`; folders:
 `--config.data.root= --config.data.a=... --config.data.b=... --config.data.test_a=...
 --config.data.test_b=...` (plus data.truth_a2b); images of another size are resized to 32 px.
+Measured (1,500 + 1,500 steps, compilation and the final evaluation included): L1 to the
+true translations 0.51x the identity baseline's A->B, 551 CPU seconds (26 minutes wall on 2
+cores shared with three other jobs; the paper's alpha = 100 instead: 0.89x).
 """
 
 import ml_collections
