@@ -474,11 +474,6 @@ def make_translate(config: ml_collections.ConfigDict) -> Callable[[dict, jax.Arr
     return translate
 
 
-def reconstruction_l1(config: ml_collections.ConfigDict, state: State, images) -> float:
-    """Mean L1 of the autoencoder's reconstructions D(E(x)) to x (f = "autoencoder")."""
-    return cyclegan_vae.reconstruction_l1(config, state, images)
-
-
 def make_critic(config: ml_collections.ConfigDict) -> base.Critic:
     """D for evaluation: AtoB's translations are judged by the log-odds of "real target"
     against both fake classes (threshold 0); no critic for BtoA."""
