@@ -8,7 +8,13 @@ against the identity baseline (input vs truth). Another data set in the same lay
 `--config.data.root=DIR --config.data.synthetic.enabled=False`; folders:
 `--config.data.root= --config.data.a=... --config.data.b=... --config.data.test_a=...
 --config.data.test_b=...` (plus data.truth_a2b / truth_b2a); images of another size are
-resized to 32 px.
+resized to 32 px. Measured (2026-12-02, on the 2 cores shared with three other jobs):
+800 steps (bench/ablation.py's 36 px loads and 32 px crops) reached 0.62x / 0.63x the
+identity baseline's L1 to the true translations (A->B / B->A) in 851 CPU s, compilation
+and evaluation included (about 7-8 minutes of 2 idle cores if it keeps both busy; not
+timed on an idle machine: the wall time there was 43 minutes at load 13-14); 600
+steps of this config 0.72x / 0.76x in 672 CPU s. The pixel CycleGAN of configs/demo.py
+reaches 0.51x / 0.55x with 2,000 steps in 455 CPU s (docs/ABLATION.md).
 """
 
 import ml_collections
@@ -33,7 +39,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.optim.lr = 5e-4  # Faster than the authors' 1e-4 for a short run.
     config.optim.weight_decay = 0.0  # Off for a short run.
     config.optim.lr_policy = "linear"  # Constant, then linear decay over the last half.
-    config.train.num_steps = 800  # Steps (600 reached 0.72x / 0.76x identity L1).
+    config.train.num_steps = 800  # Steps (600 reached only 0.72x / 0.76x identity L1).
     config.train.decay_fraction = 0.5  # Linear decay over the second half.
     config.train.log_every = 100  # A console line every 100 steps.
     config.train.log_images_every = 400  # Image grids in TensorBoard.
