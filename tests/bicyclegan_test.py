@@ -35,6 +35,7 @@ def small_config(root="unused", **overrides) -> ml_collections.ConfigDict:
     config.data.synthetic.num_train = 8
     config.data.synthetic.num_test = 4
     config.data.batch_size = 4
+    config.bicyclegan.directions = "AtoB"  # One model: half the work (the loop test: both).
     config.model.generator.ngf = 8
     config.model.encoder.nef = 8
     config.model.discriminator.ndf = 8
@@ -166,10 +167,13 @@ def _direction_inputs(config, seed=0):
 
 
 def test_generator_terms_against_hand_computations():
-    config = small_config(**{"bicyclegan.directions": "AtoB"})
+    config = small_config()
     net = bicyclegan.models(config)
     _, params, a, b, eps, z = _direction_inputs(config)
-    terms, fakes = bicyclegan.generator_losses(config, net, params, a, b, eps, z, jax.random.key(4))
+    losses_of = jax.jit(  # Compiled: eager evaluation is slow on the CPU.
+        lambda p: bicyclegan.generator_losses(config, net, p, a, b, eps, z, jax.random.key(4))
+    )
+    terms, fakes = losses_of(params)
     a1, b1 = np.asarray(a[:2]), np.asarray(b[:2])
     mu, logvar = (np.asarray(v) for v in net.e.apply({"params": params["e"]}, b1))
     kl = -0.5 * np.sum(1 + logvar - mu**2 - np.exp(logvar))
@@ -199,18 +203,20 @@ def test_generator_terms_against_hand_computations():
 
 
 def test_encoder_gets_no_gradient_from_the_latent_term():
-    config = small_config(**{"bicyclegan.directions": "AtoB"})
+    config = small_config()
     net = bicyclegan.models(config)
     _, params, a, b, eps, z = _direction_inputs(config)
 
-    def grads(term):
-        def f(ge):
-            t, _ = bicyclegan.generator_losses(
-                config, net, {**params, **ge}, a, b, eps, z, jax.random.key(4)
-            )
-            return t[term]
+    def term_of(ge, term):
+        t, _ = bicyclegan.generator_losses(
+            config, net, {**params, **ge}, a, b, eps, z, jax.random.key(4)
+        )
+        return t[term]
 
-        return jax.grad(f)({"g": params["g"], "e": params["e"]})
+    every = jax.jit(  # One compiled program (eager differentiation is slow on the CPU).
+        lambda ge: {t: jax.grad(term_of)(ge, t) for t in ("z_L1", "G_L1", "kl")}
+    )({"g": params["g"], "e": params["e"]})
+    grads = every.__getitem__
 
     def size(tree):
         return max(float(jnp.abs(x).max()) for x in jax.tree.leaves(tree))
@@ -223,7 +229,7 @@ def test_encoder_gets_no_gradient_from_the_latent_term():
 
 
 def test_one_step_updates_g_and_e_before_d():
-    config = small_config(**{"bicyclegan.directions": "AtoB"})
+    config = small_config()
     state = bicyclegan.init_state(config, rngs.key(0))
     assert set(state["params"]) == {"g_AtoB", "e_AtoB", "d_AtoB", "d2_AtoB"}
     batch = {"a": jnp.asarray(images(4, 32, 1)), "b": jnp.asarray(images(4, 32, 2))}
@@ -355,6 +361,7 @@ def test_samples_codes_and_the_error_without_a_latent(tmp_path):
 
     p2p_config = pix2pix_demo.get_config()
     p2p_config.model.generator.ngf = 4
+    p2p_config.pix2pix.directions = "AtoB"
     p2p = inference.Translator(p2p_config, pix2pix.init_state(p2p_config, rngs.key(0)), "AtoB")
     for call in (
         lambda: inference.translate_samples(p2p, files, tmp_path / "p2p", 2),
@@ -375,7 +382,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_loop_runs_and_resumes_bit_for_bit(tmp_path):
-    config = small_config(tmp_path / "faces")
+    config = small_config(tmp_path / "faces", **{"bicyclegan.directions": "both"})
     straight = loop.train(config, tmp_path / "straight")
     assert straight["step"] == 4 and not straight["stopped"]
     first = loop.train(config, tmp_path / "resumed", stop_after=2)
