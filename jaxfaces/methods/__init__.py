@@ -16,10 +16,13 @@ from jaxfaces.methods.base import Method
 
 #: Built-in methods: name -> "module:attribute", imported on first use.
 BUILTIN = {
+    "bicyclegan": "jaxfaces.methods.bicyclegan:METHOD",
     "cyclegan": "jaxfaces.methods.cyclegan:METHOD",
     "cyclegan_vae": "jaxfaces.methods.cyclegan_vae:METHOD",
+    "dtn": "jaxfaces.methods.dtn:METHOD",
     "lft": "jaxfaces.methods.lft:METHOD",
     "pix2pix": "jaxfaces.methods.pix2pix:METHOD",
+    "unit": "jaxfaces.methods.unit:METHOD",
 }
 _REGISTRY: dict[str, Method] = {}
 
