@@ -1,7 +1,9 @@
 """Optimisers and learning-rate schedules shared by the methods."""
 
 import math
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
@@ -49,3 +51,21 @@ def lr_schedule(config: ml_collections.ConfigDict) -> optax.Schedule:
 def adam(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
     """Adam with `optim.b1`, `optim.b2` and `lr_schedule` (the reference's optimiser)."""
     return optax.adam(lr_schedule(config), b1=config.optim.b1, b2=config.optim.b2)
+
+
+def ema_init(config: ml_collections.ConfigDict, params: Any) -> dict[str, Any]:
+    """`{"ema": a copy of params}` when `train.ema_decay` > 0 (an exponential moving average
+    of the generators, to translate with), else `{}`: to merge into a method's initial state.
+    The copy has its own buffers, as the state is donated to the train step."""
+    if config.train.get("ema_decay", 0.0) > 0:
+        return {"ema": jax.tree.map(jnp.copy, params)}
+    return {}
+
+
+def ema_update(config: ml_collections.ConfigDict, state: dict[str, Any], params: Any) -> dict:
+    """`{"ema": decay * ema + (1 - decay) * params}` when the state holds an EMA (`ema_init`),
+    else `{}`: to merge into the new state after a step. `params` has the EMA's structure."""
+    if "ema" not in state:
+        return {}
+    decay = config.train.ema_decay
+    return {"ema": jax.tree.map(lambda e, p: decay * e + (1 - decay) * p, state["ema"], params)}

@@ -112,8 +112,7 @@ def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
     g_params = {k: params[k] for k in ("g_a", "g_b")}
     d_params = {k: params[k] for k in ("d_a", "d_b")}
     pool_size = config.loss.pool_size
-    ema = jax.tree.map(jnp.copy, g_params)  # Its own buffers: the state is donated.
-    extra = {"ema": ema} if config.train.get("ema_decay", 0.0) > 0 else {}
+    extra = optim.ema_init(config, g_params)
     if uses_vgg(config):  # Placeholders; `load_frozen` puts the weights in.
         zeros = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), vgg_shapes(config))
         extra["frozen"] = {"vgg": zeros}
@@ -286,12 +285,7 @@ def make_train_step(
         d_updates, opt_d = tx.update(d_grads, state["opt_d"], d_params)
         d_params = optax.apply_updates(d_params, d_updates)
 
-        ema = {}
-        if "ema" in state:
-            decay = config.train.ema_decay
-            ema["ema"] = jax.tree.map(
-                lambda e, p: decay * e + (1 - decay) * p, state["ema"], g_params
-            )
+        ema = optim.ema_update(config, state, g_params)
         metrics = {f"loss/{k}": v for k, v in {**terms, **d_terms}.items()}
         metrics["loss/g_total"] = loss_g
         metrics["lr"] = schedule(state["step"])

@@ -192,9 +192,7 @@ def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
     g_params = {k: params[k] for k in ("g", "f")}
     d_params = {k: params[k] for k in ("d_x", "d_y")}
     tx = optim.adam(config)
-    extra = {}
-    if config.train.get("ema_decay", 0.0) > 0:
-        extra["ema"] = jax.tree.map(jnp.copy, g_params)  # Own buffers: the state is donated.
+    extra = optim.ema_init(config, g_params)
     if vgg_layers(config):  # Placeholders; `load_frozen` puts the weights in.
         shapes = vgg.param_shapes(vgg_layers(config))
         extra["frozen"] = {"vgg": jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), shapes)}
@@ -393,12 +391,7 @@ def _make_cyclegan_step(config: ml_collections.ConfigDict, stage: base.Stage):
         d_updates, opt_d = tx.update(d_grads, state["opt_d"], d_params)
         d_params = optax.apply_updates(d_params, d_updates)
 
-        extra = {}
-        if "ema" in state:
-            decay = config.train.ema_decay
-            extra["ema"] = jax.tree.map(
-                lambda e, p: decay * e + (1 - decay) * p, state["ema"], g_params
-            )
+        extra = optim.ema_update(config, state, g_params)
         metrics = {f"loss/{k}": v for k, v in {**terms, **d_terms}.items()}
         metrics["loss/g_total"] = loss_g
         metrics["lr"] = schedule(state["step"] - stage.start)

@@ -290,9 +290,7 @@ def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
         }
         state["vae"] = vae_params
         state["opt_vae"] = optim.adam(_vae_optim_config(config)).init(vae_params)
-    if config.train.get("ema_decay", 0.0) > 0:
-        state["ema"] = {"g": jax.tree.map(jnp.copy, params["g"])}  # Own buffers (donated).
-    return state
+    return {**state, **optim.ema_init(config, {"g": params["g"]})}
 
 
 def load_frozen(config: ml_collections.ConfigDict, state: State) -> State:
@@ -372,7 +370,6 @@ def _make_dtn_step(config: ml_collections.ConfigDict, stage: base.Stage):
     g_net, d_net, f = generator(config), discriminator(config), make_f(config)
     tx, schedule = optim.adam(config), optim.lr_schedule(config)
     alpha, beta, gamma = config.loss.alpha, config.loss.beta, config.loss.gamma
-    decay = config.train.get("ema_decay", 0.0)
 
     def critic(d_params, x):
         return d_net.apply({"params": d_params}, x)
@@ -424,12 +421,7 @@ def _make_dtn_step(config: ml_collections.ConfigDict, stage: base.Stage):
             "opt_g": opt_g,
             "opt_d": opt_d,
         }
-        if "ema" in state:
-            new_state["ema"] = {
-                "g": jax.tree.map(
-                    lambda e, p: decay * e + (1 - decay) * p, state["ema"]["g"], g_params
-                )
-            }
+        new_state.update(optim.ema_update(config, state, {"g": g_params}))
         out = {f"loss/{k}": v for k, v in {**terms, **d_terms}.items()}
         out["loss/g_total"] = loss_g
         out["loss/d"] = loss_d
