@@ -123,6 +123,7 @@ def test_evaluate_and_translate_clis_serve_a_method_from_outside(straight, tmp_p
         "--direction=BtoA",
         f"--input={faces}",
         f"--output={tmp_path / 'out'}",
+        "--scale=native",  # Pixel by pixel (the trained scale resizes 32 px to 36 and back).
     )
     assert r.returncode == 0, r.stderr[-3000:]
     name = sorted(faces.iterdir())[0].name
