@@ -6,8 +6,10 @@
   python bench/ablation.py --variants baseline cyclegan_vae --vae_steps 500 --latent_steps 700
   python bench/ablation.py --size 32 --batch 8 --variants unit --unit_steps 500
 
-Each variant is the CPU-sized baseline (configs/demo.py's networks at --size px) with one
-switch of configs/cyclegan_thesis.py turned on, or all of them ("thesis"). Every run trains
+Each variant is the CPU-sized baseline (configs/demo.py's networks at --size px, with the
+ResNet generator of the earlier demo: ngf 16, 3 residual blocks) with one switch of
+configs/cyclegan_thesis.py turned on, or all of them ("thesis"); `unet` is the demo's own
+U-Net generator (num_downs 5: --size a multiple of 32). Every run trains
 --steps steps from the same seed on the same data, then translates the test split both
 ways; the table gives the L1 and PSNR of the translations to the true translations, the
 cycle reconstruction L1, each against the identity baseline (input vs truth), and the
@@ -70,8 +72,20 @@ def _thesis(c):
         switch(c)
 
 
+def _unet(c):
+    c.model.generator.name = "unet"  # configs/demo.py's generator (num_downs 5, no dropout).
+
+
+def _resnet_baseline(c):
+    """The tables' baseline generator: the ResNet of configs/demo.py until 2026-12-02 (ngf 16,
+    3 blocks; the demo now has a U-Net, the `unet` variant)."""
+    c.model.generator.name = "resnet"
+    c.model.generator.n_blocks = 3
+
+
 VARIANTS = {
     "baseline": lambda c: None,
+    "unet": _unet,
     "resize_conv": _resize_conv,
     "d_noise": _uniform_noise,
     "tv": _tv,
@@ -111,6 +125,8 @@ def variant_config(name: str, args: argparse.Namespace, data: str) -> ml_collect
 
     demos = {"cyclegan_vae": cyclegan_vae_demo, "dtn": dtn_demo, "unit": unit_demo}
     c = demos.get(name, demo).get_config()
+    if name not in demos:
+        _resnet_baseline(c)
     c.data.root = data
     c.data.synthetic.enabled = True
     c.data.synthetic.size = args.size

@@ -39,6 +39,7 @@ def test_baseline_is_the_demo_networks_at_the_asked_size_and_budget():
     "name, expected",
     [
         ("resize_conv", {"model.generator.upsample": "nearest"}),
+        ("unet", {"model.generator.name": "unet"}),
         ("tv", {"loss.tv_weight": 1e-4}),
         ("pacgan", {"model.discriminator.pack": 2}),
         ("hinge", {"loss.gan_mode": "hinge"}),

@@ -32,5 +32,7 @@ def test_demo_translations_are_well_under_the_identity_baseline(tmp_path):
     for direction in ("AtoB", "BtoA"):
         m = metrics[direction]
         assert m["identity_l1"] > 0.25, m  # The built-in data's baseline is a big change ...
-        assert m["ratio"] < 0.65, (direction, m)  # ... which the demo recovers well under.
+        # ... which the demo recovers well under: 0.42-0.44x measured (seeds 0-2), the
+        # reference-shaped ResNet demo before it 0.55x; the margin is for other CPUs.
+        assert m["ratio"] < 0.5, (direction, m)
         assert (workdir / "samples" / f"{direction}.png").is_file()
