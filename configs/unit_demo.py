@@ -13,8 +13,8 @@ resized to 32 px. Measured (2026-12-02, on the 2 cores shared with three other j
 identity baseline's L1 to the true translations (A->B / B->A) in 851 CPU s, compilation
 and evaluation included (about 7-8 minutes of 2 idle cores if it keeps both busy; not
 timed on an idle machine: the wall time there was 43 minutes at load 13-14); 600
-steps of this config 0.72x / 0.76x in 672 CPU s. The pixel CycleGAN of configs/demo.py
-reaches 0.51x / 0.55x with 2,000 steps in 455 CPU s (docs/ABLATION.md).
+steps of this config 0.72x / 0.76x in 672 CPU s. The ResNet CycleGAN baseline of
+bench/ablation.py reaches 0.51x / 0.55x with 2,000 steps in 455 CPU s (docs/ABLATION.md).
 """
 
 import ml_collections
