@@ -18,21 +18,14 @@ translations with z = E(truth) 0.40x (AtoB) / 0.35x (BtoA) the identity baseline
 
 import ml_collections
 
-from configs import bicyclegan
+from configs import bicyclegan, demo
 
 
 def get_config() -> ml_collections.ConfigDict:
     """Returns the CPU-sized BicycleGAN configuration."""
     config = bicyclegan.get_config()
-    config.data.root = "data/faces_paired"  # Where the built-in data is written (once).
-    config.data.synthetic.enabled = True  # Generate it there if missing ...
-    config.data.synthetic.size = 32  # ... at 32 px,
-    config.data.synthetic.num_train = 400  # with 400 training pairs
-    config.data.synthetic.num_test = 50  # and 50 test images per domain (with truths).
+    demo.use_builtin_faces(config, "data/faces_paired")  # 8 pairs a step: 4 encoded, 4 random z.
     config.data.aligned = False  # True: root/train/ [test/] hold A|B images (not built in).
-    config.data.load_size = 32  # No resize ...
-    config.data.size = 32  # ... and no crop: the faces are centred.
-    config.data.batch_size = 8  # Pairs per step: 4 encoded, 4 with random z.
     config.model.generator.name = "unet"  # num_downs below.
     config.model.generator.num_downs = 5  # 32 px down to 1 x 1.
     config.model.generator.ngf = 16  # A quarter of the authors' width.

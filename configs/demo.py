@@ -26,14 +26,7 @@ from configs import cyclegan
 def get_config() -> ml_collections.ConfigDict:
     """Returns the CPU-sized demo configuration."""
     config = cyclegan.get_config()
-    config.data.root = "data/faces"  # Where the built-in data is written (once).
-    config.data.synthetic.enabled = True  # Generate it there if missing.
-    config.data.synthetic.size = 32  # 32 px faces.
-    config.data.synthetic.num_train = 400  # Training images per domain.
-    config.data.synthetic.num_test = 50  # Test images per domain, with true translations.
-    config.data.load_size = 32  # No resize ...
-    config.data.size = 32  # ... and no crop: the faces are centred.
-    config.data.batch_size = 8  # Eight images per domain per step.
+    use_builtin_faces(config)
     config.model.generator.name = "unet"  # U-Net: skips keep the faces' geometry (ABLATION).
     config.model.generator.num_downs = 5  # 32 px down to 1x1.
     config.model.generator.dropout = False  # No dropout (CycleGAN's default).
@@ -48,4 +41,19 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 500  # Test metrics and a report page (runs/demo/eval/) twice.
     config.train.ckpt_every = 500  # Checkpoints.
     config.train.ema_decay = 0.995  # Translate with the moving average of G (steadier).
+    return config
+
+
+def use_builtin_faces(config: ml_collections.ConfigDict, root: str = "data/faces"):
+    """The demos' data: the built-in faces at 32 px (400 training and 50 test images a
+    domain, with true translations), written to `root` once, loaded whole (no resize, no
+    crop: the faces are centred), 8 images (or pairs) a step. Returns `config`."""
+    config.data.root = root  # Where the built-in data is written (once).
+    config.data.synthetic.enabled = True  # Generate it there if missing.
+    config.data.synthetic.size = 32  # 32 px faces.
+    config.data.synthetic.num_train = 400  # Training images per domain.
+    config.data.synthetic.num_test = 50  # Test images per domain, with true translations.
+    config.data.load_size = 32  # No resize ...
+    config.data.size = 32  # ... and no crop: the faces are centred.
+    config.data.batch_size = 8  # Eight images per domain per step.
     return config

@@ -17,20 +17,13 @@ cores shared with three other jobs; the paper's alpha = 100 instead: 0.89x).
 
 import ml_collections
 
-from configs import dtn
+from configs import demo, dtn
 
 
 def get_config() -> ml_collections.ConfigDict:
     """Returns the CPU-sized DTN configuration."""
     config = dtn.get_config()
-    config.data.root = "data/faces"  # Where the built-in data is written (once).
-    config.data.synthetic.enabled = True  # Generate it there if missing.
-    config.data.synthetic.size = 32  # 32 px faces.
-    config.data.synthetic.num_train = 400  # Training images per domain.
-    config.data.synthetic.num_test = 50  # Test images per domain, with true translations.
-    config.data.load_size = 32  # No resize ...
-    config.data.size = 32  # ... and no crop: the faces are centred.
-    config.data.batch_size = 8  # Eight images per domain per step.
+    demo.use_builtin_faces(config)
     config.model.f.kind = "autoencoder"  # f: the encoder of the VAE trained in stage 1.
     config.model.g_init = "decoder"  # g starts as the VAE's decoder (G starts as identity).
     config.model.vae.latent_size = 8  # 32 px -> 8 x 8 (2 stride-2 steps).

@@ -15,21 +15,14 @@ translations 0.34x the identity baseline's both ways (AtoB 0.339x, BtoA 0.337x).
 
 import ml_collections
 
-from configs import pix2pix
+from configs import demo, pix2pix
 
 
 def get_config() -> ml_collections.ConfigDict:
     """Returns the CPU-sized pix2pix configuration."""
     config = pix2pix.get_config()
-    config.data.root = "data/faces_paired"  # Where the built-in data is written (once).
-    config.data.synthetic.enabled = True  # Generate it there if missing ...
-    config.data.synthetic.size = 32  # ... at 32 px,
-    config.data.synthetic.num_train = 400  # with 400 training pairs
-    config.data.synthetic.num_test = 50  # and 50 test images per domain (with truths).
+    demo.use_builtin_faces(config, "data/faces_paired")
     config.data.aligned = False  # True: root/train/ [test/] hold A|B images (not built in).
-    config.data.load_size = 32  # No resize ...
-    config.data.size = 32  # ... and no crop: the faces are centred.
-    config.data.batch_size = 8  # Pairs per step.
     config.model.generator.name = "unet"  # num_downs below.
     config.model.generator.num_downs = 5  # 32 px down to 1 x 1.
     config.model.generator.ngf = 16  # A quarter of the reference width.

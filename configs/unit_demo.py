@@ -19,20 +19,13 @@ bench/ablation.py reaches 0.51x / 0.55x with 2,000 steps in 455 CPU s (docs/ABLA
 
 import ml_collections
 
-from configs import unit
+from configs import demo, unit
 
 
 def get_config() -> ml_collections.ConfigDict:
     """Returns the CPU-sized UNIT configuration."""
     config = unit.get_config()
-    config.data.root = "data/faces"  # Where the built-in data is written (once).
-    config.data.synthetic.enabled = True  # Generate it there if missing.
-    config.data.synthetic.size = 32  # 32 px faces.
-    config.data.synthetic.num_train = 400  # Training images per domain.
-    config.data.synthetic.num_test = 50  # Test images per domain, with true translations.
-    config.data.load_size = 32  # No resize ...
-    config.data.size = 32  # ... and no crop: the faces are centred.
-    config.data.batch_size = 8  # Eight images per domain per step.
+    demo.use_builtin_faces(config)
     config.model.generator.dim = 16  # A quarter of the authors' width: 16, 32, 64 filters.
     config.model.discriminator.ndf = 16  # A quarter of the authors' width.
     config.model.discriminator.n_layers = 3  # 32 px: 3 stride-2 layers at each of 3 scales.
