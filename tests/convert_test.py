@@ -210,6 +210,7 @@ def test_cli_checkpoint_translates_like_the_reference(tmp_path, capsys):
             "--direction=AtoB",
             f"--input={tmp_path / 'in'}",
             f"--output={tmp_path / 'out'}",
+            "--scale=native",  # At 64 px, as torch_forward (the zoo's load size is 286).
         ],
         cwd=ROOT,
         capture_output=True,
