@@ -209,9 +209,7 @@ def init_state(config: ml_collections.ConfigDict, rng: jax.Array) -> State:
     gen = {k: gen[k] for k in GEN_PARTS}
     disc = {k: n["discriminator"].init(keys[k], x)["params"] for k in ("d_a", "d_b")}
     tx = optimizer(config)
-    extra = {}
-    if config.train.get("ema_decay", 0.0) > 0:
-        extra["ema"] = {"gen": jax.tree.map(jnp.copy, gen)}  # Own buffers: state is donated.
+    extra = optim.ema_init(config, {"gen": gen})
     return {
         **extra,
         "step": jnp.zeros((), jnp.int32),
@@ -333,14 +331,7 @@ def make_train_step(
         g_updates, opt_g = tx.update(g_grads, state["opt_g"], gen)
         gen = optax.apply_updates(gen, g_updates)
 
-        extra = {}
-        if "ema" in state:
-            decay = config.train.ema_decay
-            extra["ema"] = {
-                "gen": jax.tree.map(
-                    lambda e, p: decay * e + (1 - decay) * p, state["ema"]["gen"], gen
-                )
-            }
+        extra = optim.ema_update(config, state, {"gen": gen})
         metrics_ = {f"loss/{k}": v for k, v in {**g_terms, **d_terms}.items()}
         metrics_["loss/g_total"] = loss_g
         metrics_["lr"] = schedule(state["step"] - stage.start)
