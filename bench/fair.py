@@ -163,6 +163,40 @@ def run_rounds(
     return out, notes
 
 
+def serve_worker(args: Any, functions: dict[str, Callable[[Any, dict], dict]]) -> bool:
+    """In a worker process (`--worker=NAME`): runs `functions[NAME]` on the `--job` JSON and
+    prints its result line (`emit`); returns True. In the parent: returns False."""
+    if not args.worker:
+        return False
+    if args.worker not in functions:
+        sys.exit(f"error: --worker={args.worker} is not one of this benchmark's")
+    emit(functions[args.worker](args, json.loads(args.job)))
+    return True
+
+
+def rounds_or_exit(
+    script: str | pathlib.Path,
+    jobs: Sequence[dict],
+    args: Any,
+    argv: Sequence[str],
+    name: Callable[[dict], str],
+) -> tuple[list[dict], list[str]]:
+    """`run_rounds` over `frameworks(args)` and `args.rounds`; a failed worker ends the
+    parent with its one-line error."""
+    try:
+        return run_rounds(script, jobs, frameworks(args), args.rounds, argv, name)
+    except WorkerError as e:
+        sys.exit(f"error: {e}")
+
+
+def timing_line(start: float, load: str) -> str:
+    """The table header's last line: the parent's seconds and the load averages."""
+    return (
+        f"total {time.perf_counter() - start:.0f} s; load average at start {load}, "
+        f"at end {load_average()}"
+    )
+
+
 def run_info(script: str | pathlib.Path, jobs: Sequence[dict], argv: Sequence[str]) -> dict:
     """Runs the script's `--worker=info` (JAX: versions, matmul ceiling, FLOP counts)."""
     return run_worker(worker_command(script, "info", list(jobs), argv))

@@ -30,7 +30,6 @@ configuration: `RATIO train_step 64px batch1 jax/torch = 0.93` (with the dtype w
 """
 
 import argparse
-import json
 import os
 import pathlib
 import platform
@@ -370,24 +369,18 @@ def header(args: argparse.Namespace, info: dict, entries: list[dict], notes: lis
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.worker:
-        fair.emit(WORKER_FUNCTIONS[args.worker](args, json.loads(args.job)))
+    if fair.serve_worker(args, WORKER_FUNCTIONS):
         return
     start, load = time.perf_counter(), fair.load_average()
     todo = jobs(args)
     try:
         info = fair.run_info(__file__, todo, argv)
-        entries, notes = fair.run_rounds(
-            __file__, todo, fair.frameworks(args), args.rounds, argv, config_name
-        )
     except fair.WorkerError as e:
         sys.exit(f"error: {e}")
+    entries, notes = fair.rounds_or_exit(__file__, todo, args, argv, config_name)
     fair.save_json(args.json, argv=argv, info=info, entries=entries, notes=notes)
     print(header(args, info, entries, notes))
-    print(
-        f"total {time.perf_counter() - start:.0f} s; load average at start {load}, "
-        f"at end {fair.load_average()}\n"
-    )
+    print(fair.timing_line(start, load) + "\n")
     ceilings = info.get("ceilings") if args.device else None
     print(report(entries, info["flops"], ceilings), flush=True)  # RATIO lines last.
 

@@ -17,7 +17,6 @@ JAX is faster).
 """
 
 import argparse
-import json
 import pathlib
 import sys
 import time
@@ -135,18 +134,10 @@ def report(entries: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    if args.worker:
-        if args.worker not in WORKER_FUNCTIONS:
-            sys.exit(f"error: --worker={args.worker} is not one of this benchmark's")
-        fair.emit(WORKER_FUNCTIONS[args.worker](args, json.loads(args.job)))
+    if fair.serve_worker(args, WORKER_FUNCTIONS):
         return
     start, load = time.perf_counter(), fair.load_average()
-    try:
-        entries, notes = fair.run_rounds(
-            __file__, jobs(args), fair.frameworks(args), args.rounds, argv, config_name
-        )
-    except fair.WorkerError as e:
-        sys.exit(f"error: {e}")
+    entries, notes = fair.rounds_or_exit(__file__, jobs(args), args, argv, config_name)
     fair.save_json(args.json, argv=argv, entries=entries, notes=notes)
     by_name = {n: [r for e in entries for r in e["runs"].get(n, [])] for n in fair.FRAMEWORKS}
     lines = [
@@ -156,8 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.warmup} warm-up and timed calls (see bench/fair.py).",
         *fair.describe_environment(by_name),
         *(f"note: {n}" for n in notes),
-        f"total {time.perf_counter() - start:.0f} s; load average at start {load}, "
-        f"at end {fair.load_average()}",
+        fair.timing_line(start, load),
     ]
     print("\n".join(lines) + "\n")
     print(report(entries), flush=True)
