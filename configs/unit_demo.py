@@ -8,13 +8,13 @@ against the identity baseline (input vs truth). Another data set in the same lay
 `--config.data.root=DIR --config.data.synthetic.enabled=False`; folders:
 `--config.data.root= --config.data.a=... --config.data.b=... --config.data.test_a=...
 --config.data.test_b=...` (plus data.truth_a2b / truth_b2a); images of another size are
-resized to 32 px. Measured (2026-12-02, on the 2 cores shared with three other jobs):
-800 steps (bench/ablation.py's 36 px loads and 32 px crops) reached 0.62x / 0.63x the
-identity baseline's L1 to the true translations (A->B / B->A) in 851 CPU s, compilation
-and evaluation included (about 7-8 minutes of 2 idle cores if it keeps both busy; not
-timed on an idle machine: the wall time there was 43 minutes at load 13-14); 600
-steps of this config 0.72x / 0.76x in 672 CPU s. The ResNet CycleGAN baseline of
-bench/ablation.py reaches 0.51x / 0.55x with 2,000 steps in 455 CPU s (docs/ABLATION.md).
+resized to 32 px. Measured (2026-12-02, AMD EPYC, 2 cores shared with one other training
+run): this config as it is, 800 steps, reached 0.72x / 0.70x the identity baseline's L1 to
+the true translations (A->B / B->A) in 871 CPU s (795 user + 76 system, compilation and the
+final evaluation included: 7-8 minutes of 2 idle cores if it keeps both busy; its wall time
+here, sharing them, 879 s); with bench/ablation.py's 36 px loads and 32 px random crops
+the same networks and steps gave 0.62x / 0.63x. The main job (configs/demo.py) at the same
+CPU time: docs/ABLATION.md, "UNIT beside the pixel CycleGAN".
 """
 
 import ml_collections
