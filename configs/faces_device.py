@@ -3,12 +3,13 @@
   python train.py --config=configs/faces_device.py --workdir=runs/faces \
       --config.data.root= --config.data.a=PHOTOS/ --config.data.b=PAINTINGS/
 
-The same switches as configs/faces.py (U-Net with resize-convolution, 70x70 PatchGAN, EMA
-generators, 64 px crops of 72 px loads) at the reference's width (ngf 64, ndf 64), batch 8
-per device (`jaxfaces.notebook.device_sized` multiplies it by the device count), the
-reference's learning rate and a longer run. Not measured here (no accelerator was lent to
-this project's sessions when it was written): the CPU-sized configs/faces.py is what
-docs/RESULTS.md measures.
+The same switches as configs/faces.py (U-Net with bilinear resize-convolution, 70x70
+PatchGAN, no identity term, EMA generators, 64 px crops of 72 px loads) at the reference's
+width (ngf 64, ndf 64), batch 8 per device (`jaxfaces.notebook.device_sized` multiplies it by
+the device count), the reference's learning rate and a longer run. For paintings add
+`--config.loss.lambda_identity=0.5`, as for configs/faces.py. Not measured here (no
+accelerator was lent to this project's sessions when it was written): the CPU-sized
+configs/faces.py is what docs/RESULTS.md measures.
 """
 
 import ml_collections
