@@ -63,6 +63,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtype", nargs="+", choices=DTYPES, help="compute dtypes [float32]")
     p.add_argument("--ngf", type=int, default=64, help="generator filters")
     p.add_argument("--n_blocks", type=int, default=9, help="generator residual blocks")
+    p.add_argument(
+        "--scan_blocks",
+        action="store_true",
+        help="JAX: the residual blocks as one lax.scan (model.generator.scan_blocks)",
+    )
     p.add_argument("--ndf", type=int, default=64, help="discriminator filters")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no_ceiling", action="store_true", help="skip the matmul-rate measurement")
@@ -113,6 +118,7 @@ def jax_config(args: argparse.Namespace, size: int, batch: int, dtype: str = "fl
     config.model.generator.name = "resnet"
     config.model.generator.ngf = args.ngf
     config.model.generator.n_blocks = args.n_blocks
+    config.model.generator.scan_blocks = getattr(args, "scan_blocks", False)  # translate.py: off.
     config.model.discriminator.ndf = args.ndf
     config.train.dtype = dtype
     return config
@@ -348,7 +354,8 @@ def header(args: argparse.Namespace, info: dict, entries: list[dict], notes: lis
         else (f"timed until {args.min_time:g} s (1-{args.max_iters})")
     )
     lines = [
-        f"CycleGAN train step (2 G + 2 D updates), ResNet ngf {args.ngf} n_blocks {args.n_blocks}, "
+        f"CycleGAN train step (2 G + 2 D updates), ResNet ngf {args.ngf} n_blocks {args.n_blocks}"
+        f"{' (JAX: scanned)' if args.scan_blocks else ''}, "
         f"PatchGAN ndf {args.ndf}. Each framework in its own process with its own defaults; "
         f"{args.rounds} round(s), the order alternating (jax first in round 1); per process "
         f"{args.warmup} warm-up and {iters} iterations. s/iter: median of all timed "

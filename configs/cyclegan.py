@@ -64,6 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
     gen.upsample = "transpose"  # transpose (reference) | nearest | bilinear (resize-conv).
     gen.padding = "reflect"  # reflect (reference) | zero.
     gen.dropout = False  # Dropout 0.5 in residual blocks (the reference's --no_dropout off).
+    gen.scan_blocks = False  # Residual blocks as one lax.scan: compiles ~2x faster, runs slower.
     config.model.discriminator = disc = ml_collections.ConfigDict()
     disc.name = "patchgan"  # patchgan (n_layers below; 3 gives 70x70 patches).
     disc.ndf = 64  # Filters of the first convolution.

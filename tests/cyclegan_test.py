@@ -69,3 +69,43 @@ def test_one_step_updates_everything_and_reports_every_loss(one_step):
         assert min(jax.tree.leaves(moved)) > 0, net
     assert int(after["pool_a"]["count"]) == 2 and int(after["pool_b"]["count"]) == 2
     assert metrics["lr"] == pytest.approx(c.optim.lr)
+
+
+def test_step_losses_equal_the_references_separate_calls(one_step):
+    # Each discriminator update runs D once on the real and the fake batch together; the
+    # reference (optimize_parameters) makes one call per batch. Instance norm treats each
+    # image on its own, so every loss term must equal the one from separate calls.
+    c, before, _, metrics = one_step
+    nets = cyclegan.models(c)
+    params = before["params"]
+    real_a, real_b = (
+        np.random.default_rng(i).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32) for i in (0, 1)
+    )
+
+    def g(name, x):
+        return nets[name].apply({"params": params[name]}, x, train=True)
+
+    def lsgan(name, x, target):
+        logits = np.asarray(nets[name].apply({"params": params[name]}, x))
+        return float(np.mean((logits - target) ** 2))
+
+    def l1(x, y):
+        return float(np.mean(np.abs(np.asarray(x) - y)))
+
+    fake_b, fake_a = g("g_a", real_a), g("g_b", real_b)
+    lam, idt = c.loss.lambda_a, c.loss.lambda_identity
+    expected = {
+        "loss/cycle_a": l1(g("g_b", fake_b), real_a) * lam,
+        "loss/cycle_b": l1(g("g_a", fake_a), real_b) * c.loss.lambda_b,
+        "loss/idt_a": l1(g("g_a", real_b), real_b) * c.loss.lambda_b * idt,
+        "loss/idt_b": l1(g("g_b", real_a), real_a) * lam * idt,
+        "loss/g_a": lsgan("d_a", fake_b, 1),
+        "loss/g_b": lsgan("d_b", fake_a, 1),
+        # D on real images and (the pool being empty at step 0) this step's fakes: one call
+        # each in the step, two in the reference.
+        "loss/d_a": 0.5 * (lsgan("d_a", real_b, 1) + lsgan("d_a", fake_b, 0)),
+        "loss/d_b": 0.5 * (lsgan("d_b", real_a, 1) + lsgan("d_b", fake_a, 0)),
+    }
+    assert c.loss.gan_mode == "lsgan" and c.loss.d_noise.kind == "none"
+    for key, value in expected.items():
+        assert metrics[key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
