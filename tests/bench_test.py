@@ -33,6 +33,15 @@ def test_cpu_and_device_defaults_and_errors():
     ]
 
 
+def test_scan_blocks_flag_reaches_the_jax_config():
+    # The JAX side runs the configuration's default (unrolled blocks) unless asked.
+    for argv, scan in (([], False), (["--scan_blocks"], True)):
+        config = train_step.jax_config(train_step.parse_args(argv), 64, 4)
+        assert config.model.generator.scan_blocks is scan
+        assert generators.make_generator(config.model.generator).scan_blocks is scan
+        assert (config.data.size, config.data.batch_size) == (64, 4)
+
+
 def test_flops_count_real_multiply_adds_only():
     x = jax.ShapeDtypeStruct((2, 10, 10, 4), jnp.float32)
     w = jax.ShapeDtypeStruct((3, 3, 4, 8), jnp.float32)
@@ -457,6 +466,100 @@ def test_nst_torch_side_has_the_jax_sides_settings_and_weights():
     assert params["conv2_1"]["kernel"].shape == (3, 3, 64, 128)
     bound = 1 / (64 * 9) ** 0.5  # conv2_1: PyTorch's default init range for 64 x 3 x 3 inputs.
     assert 0.9 * bound < abs(sd["features.5.weight"]).max() <= bound
+
+
+def test_nst_method_flag_and_jobs():
+    assert nst.parse_args([]).method == ["nst"]  # The default run is the NST benchmark alone.
+    args = nst.parse_args(["--method", "lft", "nst", "--size", "32", "--batch", "1", "2"])
+    assert args.method == ["nst", "lft"]
+    assert [nst.label(j) for j in nst.jobs(args)] == [
+        "32px batch1", "32px batch2", "lft 32px batch1", "lft 32px batch2"
+    ]  # fmt: skip
+    with pytest.raises(SystemExit):
+        nst.parse_args(["--method", "cyclegan"])
+
+
+def test_lft_torch_side_reads_the_synthesis_settings_of_configs_lft():
+    """`nst.lft_settings` (the PyTorch process's reading, without jax) is
+    `lft.synthesis_settings` field by field: for configs/lft.py, and for a config with every
+    field changed."""
+    from configs import lft as lft_config
+    from jaxfaces.methods import lft
+
+    config = lft_config.get_config()
+    s = lft.synthesis_settings(config)
+    assert nst.lft_settings() == {k: getattr(s, k) for k in nst.SETTINGS}
+    assert set(nst.lft_settings()) == set(nst.SETTINGS)
+    # Not read by the PyTorch loop: the steps (--steps) and the L-BFGS memory (Adam only).
+    assert set(s._fields) - set(nst.SETTINGS) == {"steps", "lbfgs_memory"}
+    assert s.optimizer == "adam"
+    c, syn = config.lft, config.lft.synthesis
+    c.content_layer, c.style_layers, c.style_layer_weights = "conv4_2", ("conv2_1",), (2,)
+    syn.content_weight, syn.style_weight, syn.tv_weight = 3, 1e5, 0.5
+    syn.optimizer, syn.lr, config.vgg.pool = "lbfgs", 0.5, "max"
+    changed = lft.synthesis_settings(config)
+    assert nst.lft_settings(config) == {k: getattr(changed, k) for k in nst.SETTINGS}
+    assert all(nst.lft_settings(config)[k] != v for k, v in nst.lft_settings().items())
+
+
+def test_lft_report_rows_and_ratio_lines():
+    def runs(jax_samples, torch_samples):
+        return {
+            "jax": [{"samples": jax_samples, "warmup": [], "compile_s": 20.0}],
+            "torch": [{"samples": torch_samples, "warmup": [], "compile_s": None}],
+        }
+
+    # Iterations of 2 steps: per step jax 0.5 s, torch 1.0 s (nst) and 0.25 s (lft).
+    lft_entry = {"job": {"method": "lft", "size": 32, "batch": 2}, "runs": runs([1.0], [0.5])}
+    lines = nst.report([lft_entry], steps=2).splitlines()
+    assert lines[0].startswith("| config | jax s/step | torch s/step | ratio (jax/torch) |")
+    assert lines[2] == "| 32px batch2 | 0.500 | 0.250 | 2.00 | 4.00 | 20.0 | - |"
+    assert "seconds lft 32px batch2 jax round 1: compile 20.0; timed 1.000" in lines
+    assert lines[-1] == "RATIO lft 32px batch2 jax/torch = 2.00"
+    # Both methods: one titled table each, the RATIO lines together, last.
+    nst_entry = {"job": {"method": "nst", "size": 32, "batch": 2}, "runs": runs([1.0], [2.0])}
+    lines = nst.report([lft_entry, nst_entry], steps=2).splitlines()
+    assert lines[:2] == ["Neural style transfer:", ""]
+    assert lines[4] == "| 32px batch2 | 0.500 | 1.000 | 0.50 | 4.00 | 20.0 | - |"
+    assert "seconds 32px batch2 torch round 1: timed 2.000" in lines
+    assert lines[lines.index("LFT synthesis:") + 4].startswith("| 32px batch2 | 0.500 | 0.250 |")
+    assert lines[-3:] == [
+        "",
+        "RATIO nst 32px batch2 jax/torch = 0.50",
+        "RATIO lft 32px batch2 jax/torch = 2.00",
+    ]
+
+
+def test_lft_torch_loop_is_jaxfaces_synthesis():
+    """One Adam step of the LFT synthesis with configs/lft.py's settings (thesis layers), the
+    benchmark's own inputs and targets, in both frameworks (JAX: what the benchmark's worker
+    compiles): every loss part before and after the step agrees to rtol 1e-4 (with random
+    weights the parts are small, e.g. style ~1e-10, but float32 is relative), the images to
+    1e-3 (a few pixels start within 2 grey levels of 0 or 255: the clipping runs too)."""
+    torch = pytest.importorskip("torch")
+    import numpy as np
+
+    from jaxfaces.convert import vgg19 as convert
+    from jaxfaces.methods import nst as nst_method
+
+    args = nst.parse_args(["--method", "lft", "--size", "16", "--batch", "2", "--steps", "1"])
+    (job,) = nst.jobs(args)
+    params = convert.params_from_state_dict(nst.vgg_state_dict(args.seed))
+    fn, arrays, s = nst.jax_lft_work(args, job, params)
+    assert fn is nst_method.optimise and s.steps == 1
+    images, history = fn(*arrays, s)
+    net = nst.torch_vgg(args.seed, s.pool)
+    run = nst.torch_lft_runner(net, *nst.lft_images(args, job), nst.lft_settings())
+    with torch.no_grad():
+        start = nst.torch_nchw(nst.lft_images(args, job)[0])
+    t_images, t_history = run(args.steps)
+    assert set(t_history) == set(history) == {"total", "content", "style", "tv"}
+    for part, values in history.items():
+        assert t_history[part].shape == values.shape == (2, 2)
+        np.testing.assert_allclose(t_history[part].numpy(), values, rtol=1e-4, err_msg=part)
+    got = t_images.numpy().transpose(0, 2, 3, 1)
+    np.testing.assert_allclose(got, np.asarray(images), atol=1e-3)
+    assert float((t_images - start).abs().max()) > 1e-2  # The step moved the images.
 
 
 # bench/torch_cyclegan.py is the reference (junyanz/pytorch-CycleGAN-and-pix2pix,
