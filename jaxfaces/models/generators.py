@@ -123,7 +123,7 @@ class ResnetGenerator(nn.Module):
         `lax.scan` over their parameters stacked on a new leading axis: the same function
         and the same parameter tree (`res_i/...`, as the reference's), but XLA compiles one
         block instead of `n_blocks` copies. At the reference's 9 blocks the train step then
-        compiles in about half the time (128 px batch 4: 51 -> 26 s) but runs 9-19% slower
+        compiles in about half the time (128 px batch 4: 51 -> 26 s) but runs up to 25% slower
         on the CPU (docs/BENCHMARKS.md, "Compile time"), so it is off by default: turn it
         on where the wait before the first step matters more than the steps.
         Initialisation always runs the blocks one by one (it creates their parameters).
