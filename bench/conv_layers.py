@@ -1,7 +1,7 @@
 """Per-layer convolution times of the reference CycleGAN: jaxfaces' paths vs PyTorch.
 
-  python bench/conv_layers.py                      # 128 px, batch 4
-  python bench/conv_layers.py --size 256 --batch 1 --pass fwd
+  python bench/conv_layers.py                      # 128 px, batch 4, 3 rounds
+  python bench/conv_layers.py --size 256 --batch 1 --pass fwd --impl auto
 
 For every distinct convolution of the reference generator (resnet_9blocks, ngf 64) and the
 70x70 PatchGAN (ndf 64) at the given image size, times the forward pass (`fwd`) and the
@@ -10,12 +10,16 @@ forward pass plus both gradients (`grad`: input and kernel, as in a train step) 
 backend) and under "xla" (XLA's own convolution), beside `torch.nn.functional.conv2d` /
 `conv_transpose2d` on the same shapes. Padding is not included (the layers pad explicitly).
 
-Prints one Markdown table, milliseconds (median of `--iters`), with the count of each layer
-in one generator or discriminator, and the totals weighted by that count.
+Fair terms as the other benchmarks (`bench/fair.py`): one process per framework and round,
+each with its own defaults (nothing set in the environment, PyTorch's default threads), the
+order alternating over `--rounds` rounds; each process times every layer (`--warmup`
+untimed calls, then `--iters` timed ones). Prints one Markdown table, milliseconds (median
+of all timed calls, min-max of the per-round medians), the count of each layer in one
+generator or discriminator, the ratio auto/torch as the median of the per-round ratios,
+and the totals weighted by that count.
 """
 
 import argparse
-import os
 import pathlib
 import statistics
 import sys
@@ -24,13 +28,8 @@ import time
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxfaces.models import fast_conv  # noqa: E402
+from bench import fair  # noqa: E402  (imports no framework)
 
 PASSES = ("fwd", "grad")
 
@@ -78,17 +77,13 @@ def macs(layer: dict) -> int:
     return out * out * k * k * c * o
 
 
-def _timed(fn, iters: int) -> float:
-    fn()  # Warm-up (and compile).
-    times = []
-    for _ in range(iters):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
-
-
 def jax_runner(layer: dict, batch: int, mode: str, impl: str):
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxfaces.models import fast_conv
+
     rng = np.random.default_rng(0)
     x = jnp.asarray(rng.normal(size=(batch, layer["h"], layer["h"], layer["c"])), jnp.float32)
     shape = (layer["k"], layer["k"], layer["c"], layer["o"])
@@ -117,6 +112,7 @@ def jax_runner(layer: dict, batch: int, mode: str, impl: str):
 
 
 def torch_runner(layer: dict, batch: int, mode: str):
+    import numpy as np
     import torch
     import torch.nn.functional as F
 
@@ -150,41 +146,145 @@ def torch_runner(layer: dict, batch: int, mode: str):
     return run
 
 
-def main(argv: list[str] | None = None) -> None:
+IMPLS = ("auto", "xla")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--pass", dest="passes", nargs="+", choices=PASSES, default=list(PASSES))
-    p.add_argument("--iters", type=int, default=5)
+    p.add_argument("--impl", nargs="+", choices=IMPLS, default=list(IMPLS), help="JAX paths")
     p.add_argument("--only", nargs="*", help="layer names containing any of these strings")
+    fair.add_flags(p, rounds=3, warmup=1, min_time=None)
+    p.set_defaults(iters=5)
     args = p.parse_args(argv)
+    fair.check_flags(p, args)
+    if args.size % 8 or args.size < 32 or args.batch < 1:
+        p.error(
+            "--size must be a multiple of 8 and >= 32 (the PatchGAN's last layers), --batch >= 1"
+        )
+    return args
+
+
+def selected(args: argparse.Namespace) -> list[dict]:
+    return [
+        layer
+        for layer in layers(args.size)
+        if not args.only or any(s in layer["name"] for s in args.only)
+    ]
+
+
+def key(layer: dict, mode: str, column: str) -> str:
+    return f"{layer['name']}|{mode}|{column}"
+
+
+def time_all(args: argparse.Namespace, make_run, columns: tuple[str, ...]) -> dict:
+    """{key: timed seconds} for every selected layer, pass and column (`make_run(layer,
+    mode, column)` builds the call; `--warmup` untimed calls first)."""
+    out = {}
+    for layer in selected(args):
+        for mode in args.passes:
+            for column in columns:
+                run = make_run(layer, mode, column)
+                for _ in range(args.warmup):
+                    run()
+                out[key(layer, mode, column)] = [fair.timed(run) for _ in range(args.iters)]
+                ms = statistics.median(out[key(layer, mode, column)]) * 1e3
+                print(f"  {layer['name']} {mode} {column}: {ms:.1f} ms", file=sys.stderr)
+    return out
+
+
+def jax_worker(args: argparse.Namespace, job: dict) -> dict:
+    def make_run(layer, mode, impl):
+        return jax_runner(layer, job["batch"], mode, impl)
+
+    from bench import train_step
+
+    times = time_all(args, make_run, tuple(args.impl))
+    return {"times": times, "env": train_step.jax_environment()}
+
+
+def torch_worker(args: argparse.Namespace, job: dict) -> dict:
     import torch
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    times = time_all(
+        args, lambda layer, mode, _: torch_runner(layer, job["batch"], mode), ("torch",)
+    )
+    env = fair.environment(
+        version=torch.__version__,
+        device="cpu",
+        threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
+    )
+    return {"times": times, "env": env}
+
+
+WORKER_FUNCTIONS = {"jax": jax_worker, "torch": torch_worker}
+
+
+def report(args: argparse.Namespace, entry: dict) -> str:
+    """The Markdown table (ms) with the count-weighted totals per pass."""
+    runs = entry["runs"]
+    columns = [c for c in args.impl if runs.get("jax")] + ["torch"] * bool(runs.get("torch"))
+
+    def rounds(layer: dict, mode: str, column: str) -> list[list[float]]:
+        """The column's timed seconds, one list per round."""
+        side = runs["torch" if column == "torch" else "jax"]
+        return [r["times"][key(layer, mode, column)] for r in side]
+
+    def ratio_cell(a: list[list[float]], b: list[list[float]]) -> str:
+        return fair.cell(fair.ratio(a, b), 2)
+
+    compare = "auto" in columns and "torch" in columns
+    head = ["layer", "pass", "count", *(f"{'jax ' * (c != 'torch')}{c} ms" for c in columns)]
+    head += ["auto/torch"] * compare
+    ms = lambda v: v * 1e3  # noqa: E731
     rows = []
-    totals = {}
-    for layer in layers(args.size):
-        if args.only and not any(s in layer["name"] for s in args.only):
-            continue
-        for mode in args.passes:
-            auto = _timed(jax_runner(layer, args.batch, mode, "auto"), args.iters)
-            xla = _timed(jax_runner(layer, args.batch, mode, "xla"), args.iters)
-            ref = _timed(torch_runner(layer, args.batch, mode), args.iters)
-            for key, v in (("auto", auto), ("xla", xla), ("torch", ref)):
-                totals[mode, key] = totals.get((mode, key), 0.0) + v * layer["count"]
-            rows.append(
-                f"| {layer['name']} | {mode} | {layer['count']} | {auto:.1f} | {xla:.1f} "
-                f"| {ref:.1f} | {auto / ref:.2f} |"
-            )
-            print(rows[-1], file=sys.stderr, flush=True)
-    print(f"\n{args.size} px, batch {args.batch}, ms (median of {args.iters})\n")
-    print("| layer | pass | count | jax auto | jax xla | torch | auto/torch |")
-    print("|---|---|---|---|---|---|---|")
-    print("\n".join(rows))
     for mode in args.passes:
-        a, x, t = (totals.get((mode, k), 0.0) for k in ("auto", "xla", "torch"))
-        if t:
-            print(f"| **total x count** | {mode} | | {a:.0f} | {x:.0f} | {t:.0f} | {a / t:.2f} |")
+        # Per column, per round: the sum over layers of count x the round's median.
+        totals = {c: [0.0] * len(rounds(selected(args)[0], mode, c)) for c in columns}
+        for layer in selected(args):
+            cells = [layer["name"], mode, str(layer["count"])]
+            for c in columns:
+                per_round = rounds(layer, mode, c)
+                cells.append(fair.cell(fair.summary(per_round), 1, ms))
+                for i, r in enumerate(per_round):
+                    totals[c][i] += statistics.median(r) * layer["count"]
+            if compare:
+                cells.append(ratio_cell(rounds(layer, mode, "auto"), rounds(layer, mode, "torch")))
+            rows.append(cells)
+        cells = ["**total x count**", mode, ""]
+        cells += [fair.cell(fair.summary([[t] for t in totals[c]]), 0, ms) for c in columns]
+        if compare:
+            cells.append(ratio_cell(*([[t] for t in totals[c]] for c in ("auto", "torch"))))
+        rows.append(cells)
+    return "\n".join(fair.markdown(head, rows))
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    if fair.serve_worker(args, WORKER_FUNCTIONS):
+        return
+    start, load = time.perf_counter(), fair.load_average()
+    job = {"size": args.size, "batch": args.batch}
+    name = lambda j: f"{j['size']}px batch{j['batch']}"  # noqa: E731
+    entries, notes = fair.rounds_or_exit(__file__, [job], args, argv, name)
+    fair.save_json(args.json, argv=argv, entries=entries, notes=notes)
+    by_name = {n: entries[0]["runs"].get(n, []) for n in fair.FRAMEWORKS}
+    lines = [
+        f"Reference CycleGAN convolutions at {name(job)}, ms. Each framework in its own process "
+        f"with its own defaults; {args.rounds} round(s), the order alternating (jax first in "
+        f"round 1); per process and layer {args.warmup} warm-up and {args.iters} timed calls. "
+        "Cells: median of all timed calls (min-max of the per-round medians); auto/torch: "
+        "median of the per-round ratios; totals weight each layer by its count.",
+        *fair.describe_environment(by_name),
+        *(f"note: {n}" for n in notes),
+        fair.timing_line(start, load),
+    ]
+    print("\n".join(lines) + "\n")
+    print(report(args, entries[0]), flush=True)
 
 
 if __name__ == "__main__":

@@ -202,6 +202,61 @@ def test_conv_layers_are_the_reference_networks_layers():
         assert counted == 2 * listed
 
 
+def test_conv_layers_table_from_rounds():
+    # Two rounds of hand-made times: each cell is the median of all calls with the min-max
+    # of the per-round medians; the ratio and the count-weighted totals are per round.
+    args = conv_layers.parse_args(["--size", "32", "--pass", "fwd", "--only", "D out", "G res"])
+    assert [layer["name"] for layer in conv_layers.selected(args)] == ["G res 3x3", "D out"]
+
+    def times(res_s, out_s, columns):
+        return {"times": {f"{n}|fwd|{c}": v for n, v in (("G res 3x3", res_s), ("D out", out_s))
+                          for c in columns}}  # fmt: skip
+
+    jax_cols = ("auto", "xla")
+    runs = {
+        "jax": [times([0.001, 0.003], [0.010], jax_cols), times([0.002], [0.020], jax_cols)],
+        "torch": [times([0.004], [0.010], ("torch",)), times([0.004], [0.010], ("torch",))],
+    }  # fmt: skip
+    lines = conv_layers.report(args, {"runs": runs}).splitlines()
+    assert lines[0] == "| layer | pass | count | jax auto ms | jax xla ms | torch ms | auto/torch |"
+    # G res: all calls 1, 3, 2 ms -> median 2; round medians 2 and 2; ratios 2/4, 2/4.
+    assert lines[2] == "| G res 3x3 | fwd | 18 | 2.0 | 2.0 | 4.0 | 0.50 |"
+    # D out: rounds 10 and 20 ms -> median 15 (10-20); ratios 1 and 2 -> 1.50 (1.00-2.00).
+    assert (
+        lines[3]
+        == "| D out | fwd | 1 | 15.0 (10.0-20.0) | 15.0 (10.0-20.0) | 10.0 | 1.50 (1.00-2.00) |"
+    )
+    # Totals per round: auto 18*2+10 = 46, 18*2+20 = 56; torch 18*4+10 = 82 in both.
+    assert (
+        lines[4]
+        == "| **total x count** | fwd |  | 51 (46-56) | 51 (46-56) | 82 | 0.62 (0.56-0.68) |"
+    )
+    with pytest.raises(SystemExit):
+        conv_layers.parse_args(["--size", "24"])
+
+
+@pytest.mark.slow
+def test_conv_layers_run_through_the_fair_processes(tmp_path):
+    pytest.importorskip("torch")
+    argv = ["--size", "32", "--batch", "1", "--only", "D out", "--impl", "auto", "--iters", "2"]
+    argv += ["--rounds", "2", "--warmup", "0", "--json", str(tmp_path / "raw.json")]
+    proc = run_parent("conv_layers", argv, bench_env())
+    out = proc.stdout.splitlines()
+    assert out[-1] == "PARENT IMPORTED []"
+    assert out[-7] == "| layer | pass | count | jax auto ms | torch ms | auto/torch |"
+    assert [line.split(" | ")[:2] for line in out[-5:-1]] == [
+        ["| D out", "fwd"], ["| **total x count**", "fwd"],
+        ["| D out", "grad"], ["| **total x count**", "grad"],
+    ]  # fmt: skip
+    runs = json.loads((tmp_path / "raw.json").read_text())["entries"][0]["runs"]
+    for name, column in (("jax", "auto"), ("torch", "torch")):
+        assert [sorted(r["times"]) for r in runs[name]] == [
+            [f"D out|fwd|{column}", f"D out|grad|{column}"]
+        ] * 2
+        assert all(len(v) == 2 and min(v) > 0 for r in runs[name] for v in r["times"].values())
+        assert all(r["env"]["frameworks"] == [name] for r in runs[name])
+
+
 def _faces(root, names, extra=()):
     for sub in ("photo", "portrait"):
         (root / sub).mkdir(parents=True)
