@@ -151,6 +151,17 @@ def test_unet_resize_convolution_option():
         generators.make_generator({**cfg, "upsample": "pixelshuffle"})
 
 
+def test_scan_blocks_reaches_every_resnet_name():
+    # configs/cyclegan.py names its generator resnet_9blocks: the switch must reach it too.
+    from configs import cyclegan as cyclegan_config
+
+    gen = cyclegan_config.get_config().model.generator
+    for name in ("resnet", "resnet_6blocks", "resnet_9blocks"):
+        for scan in (False, True):
+            gen.name, gen.scan_blocks = name, scan
+            assert generators.make_generator(gen).scan_blocks is scan, (name, scan)
+
+
 @pytest.mark.parametrize("norm", ["instance", "none"])
 def test_scanned_residual_blocks_are_the_unrolled_ones(norm):
     # The blocks as one lax.scan over stacked parameters: same parameter tree, same outputs

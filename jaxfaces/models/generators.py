@@ -372,9 +372,9 @@ def make_generator(cfg: Any, dtype: Any = jnp.float32) -> nn.Module:
         dropout=cfg.get("dropout", False),
         dtype=dtype,
     )
+    kwargs["scan_blocks"] = cfg.get("scan_blocks", False)  # Every ResNet name.
     if name == "resnet":
         kwargs["n_blocks"] = cfg["n_blocks"]
-        kwargs["scan_blocks"] = cfg.get("scan_blocks", False)
     for key, choices in (
         ("norm", layers.NORMS),
         ("upsample", layers.UPSAMPLES),
