@@ -29,7 +29,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench import fair  # noqa: E402  (imports no framework)
+from bench import fair, train_step  # noqa: E402  (neither imports a framework)
 
 PASSES = ("fwd", "grad")
 
@@ -179,7 +179,7 @@ def key(layer: dict, mode: str, column: str) -> str:
     return f"{layer['name']}|{mode}|{column}"
 
 
-def time_all(args: argparse.Namespace, make_run, columns: tuple[str, ...]) -> dict:
+def time_all(args: argparse.Namespace, make_run, columns: list[str] | tuple[str, ...]) -> dict:
     """{key: timed seconds} for every selected layer, pass and column (`make_run(layer,
     mode, column)` builds the call; `--warmup` untimed calls first)."""
     out = {}
@@ -196,27 +196,18 @@ def time_all(args: argparse.Namespace, make_run, columns: tuple[str, ...]) -> di
 
 
 def jax_worker(args: argparse.Namespace, job: dict) -> dict:
-    def make_run(layer, mode, impl):
-        return jax_runner(layer, job["batch"], mode, impl)
-
-    from bench import train_step
-
-    times = time_all(args, make_run, tuple(args.impl))
+    times = time_all(
+        args, lambda layer, mode, impl: jax_runner(layer, job["batch"], mode, impl), args.impl
+    )
     return {"times": times, "env": train_step.jax_environment()}
 
 
 def torch_worker(args: argparse.Namespace, job: dict) -> dict:
-    import torch
 
     times = time_all(
         args, lambda layer, mode, _: torch_runner(layer, job["batch"], mode), ("torch",)
     )
-    env = fair.environment(
-        version=torch.__version__,
-        device="cpu",
-        threads=torch.get_num_threads(),
-        interop_threads=torch.get_num_interop_threads(),
-    )
+    env = fair.torch_environment()
     return {"times": times, "env": env}
 
 
@@ -263,23 +254,22 @@ def report(args: argparse.Namespace, entry: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    if fair.serve_worker(args, WORKER_FUNCTIONS):
+    entry = fair.enter(argv, parse_args, WORKER_FUNCTIONS)
+    if entry is None:  # A worker process: it has run.
         return
+    argv, args = entry
     start, load = time.perf_counter(), fair.load_average()
     job = {"size": args.size, "batch": args.batch}
-    name = lambda j: f"{j['size']}px batch{j['batch']}"  # noqa: E731
+    name = train_step.config_name
     entries, notes = fair.rounds_or_exit(__file__, [job], args, argv, name)
     fair.save_json(args.json, argv=argv, entries=entries, notes=notes)
-    by_name = {n: entries[0]["runs"].get(n, []) for n in fair.FRAMEWORKS}
     lines = [
         f"Reference CycleGAN convolutions at {name(job)}, ms. Each framework in its own process "
         f"with its own defaults; {args.rounds} round(s), the order alternating (jax first in "
         f"round 1); per process and layer {args.warmup} warm-up and {args.iters} timed calls. "
         "Cells: median of all timed calls (min-max of the per-round medians); auto/torch: "
         "median of the per-round ratios; totals weight each layer by its count.",
-        *fair.describe_environment(by_name),
+        *fair.describe_environment(entries),
         *(f"note: {n}" for n in notes),
         fair.timing_line(start, load),
     ]

@@ -174,6 +174,19 @@ def serve_worker(args: Any, functions: dict[str, Callable[[Any, dict], dict]]) -
     return True
 
 
+def enter(
+    argv: Sequence[str] | None,
+    parse_args: Callable[[list[str]], Any],
+    functions: dict[str, Callable[[Any, dict], dict]],
+) -> tuple[list[str], Any] | None:
+    """Where a benchmark's `main` starts: parses `argv` (None: the command line). In a worker
+    process runs the worker (`serve_worker`) and returns None; in the parent returns (argv,
+    args), argv being what the workers get."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = parse_args(argv)
+    return None if serve_worker(args, functions) else (argv, args)
+
+
 def rounds_or_exit(
     script: str | pathlib.Path,
     jobs: Sequence[dict],
@@ -222,6 +235,19 @@ def environment(**extra: Any) -> dict:
     found = {k: v for k, v in sorted(os.environ.items()) if k.startswith(ENV_PREFIXES)}
     loaded = [m for m in FRAMEWORKS if m in sys.modules]
     return {"cores": available_cores(), "vars": found, "frameworks": loaded, **extra}
+
+
+def torch_environment(device: str = "cpu") -> dict:
+    """`environment` of a PyTorch worker: its version, device and thread counts (call it in
+    the worker, which has imported torch)."""
+    import torch
+
+    return environment(
+        version=torch.__version__,
+        device=device,
+        threads=torch.get_num_threads(),
+        interop_threads=torch.get_num_interop_threads(),
+    )
 
 
 def timed(fn: Callable[[], Any]) -> float:
@@ -307,10 +333,12 @@ def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def describe_environment(runs_by_name: dict[str, list[dict]]) -> list[str]:
-    """One header line per framework from its first worker's report."""
+def describe_environment(entries: Sequence[dict]) -> list[str]:
+    """One header line per framework from its first worker's report (`entries` as
+    `run_rounds` returns them)."""
     lines = []
-    for name, runs in runs_by_name.items():
+    for name in FRAMEWORKS:
+        runs = [r for e in entries for r in e["runs"].get(name, [])]
         if not runs:
             continue
         env = runs[0]["env"]

@@ -111,8 +111,7 @@ def method_of(job: dict) -> str:
     return job.get("method", "nst")
 
 
-def config_name(job: dict) -> str:
-    return f"{job['size']}px batch{job['batch']}"
+config_name = train_step.config_name  # "64px batch1"
 
 
 def label(job: dict) -> str:
@@ -340,7 +339,6 @@ def torch_lft_runner(net, inputs, target_images, s: dict):
 
 def torch_worker(args: argparse.Namespace, job: dict) -> dict:
     """Times `--steps` Adam steps of the same loop on a torchvision-layout VGG19."""
-    import torch
 
     s = SETTINGS if method_of(job) == "nst" else lft_settings()
     net = torch_vgg(args.seed, s["pool"])
@@ -349,12 +347,7 @@ def torch_worker(args: argparse.Namespace, job: dict) -> dict:
     else:
         run = torch_lft_runner(net, *lft_images(args, job), s)
     warmup, samples = fair.iterate(lambda: run(args.steps), args, f"torch {label(job)}")
-    env = fair.environment(
-        version=torch.__version__,
-        device="cpu",
-        threads=torch.get_num_threads(),
-        interop_threads=torch.get_num_interop_threads(),
-    )
+    env = fair.torch_environment()
     return {"compile_s": None, "warmup": warmup, "samples": samples, "env": env}
 
 
@@ -394,20 +387,19 @@ def report(entries: list[dict], steps: int) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    if fair.serve_worker(args, WORKER_FUNCTIONS):
+    entry = fair.enter(argv, parse_args, WORKER_FUNCTIONS)
+    if entry is None:  # A worker process: it has run.
         return
+    argv, args = entry
     start, load = time.perf_counter(), fair.load_average()
     entries, notes = fair.rounds_or_exit(__file__, jobs(args), args, argv, label)
     fair.save_json(args.json, argv=argv, entries=entries, notes=notes)
-    by_name = {n: [r for e in entries for r in e["runs"].get(n, [])] for n in fair.FRAMEWORKS}
     lines = [
         " ".join(describe(m, args.steps) for m in args.method)
         + f" Each framework in its own process with its own defaults; {args.rounds} round(s), "
         f"the order alternating (jax first in round 1); per process {args.warmup} warm-up and "
         "timed iterations (see bench/fair.py).",
-        *fair.describe_environment(by_name),
+        *fair.describe_environment(entries),
         *(f"note: {n}" for n in notes),
         fair.timing_line(start, load),
     ]

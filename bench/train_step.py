@@ -118,7 +118,7 @@ def jax_config(args: argparse.Namespace, size: int, batch: int, dtype: str = "fl
     config.model.generator.name = "resnet"
     config.model.generator.ngf = args.ngf
     config.model.generator.n_blocks = args.n_blocks
-    config.model.generator.scan_blocks = getattr(args, "scan_blocks", False)  # translate.py: off.
+    config.model.generator.scan_blocks = args.scan_blocks
     config.model.discriminator.ndf = args.ndf
     config.train.dtype = dtype
     return config
@@ -257,12 +257,7 @@ def torch_worker(args: argparse.Namespace, job: dict) -> dict:
         lambda: model.train_step(*real), args, f"torch {config_name(job)}"
     )
     name = f"cuda ({torch.cuda.get_device_name()})" if device == "cuda" else "cpu"
-    env = fair.environment(
-        version=torch.__version__,
-        device=name,
-        threads=torch.get_num_threads(),
-        interop_threads=torch.get_num_interop_threads(),
-    )
+    env = fair.torch_environment(name)
     return {"compile_s": None, "warmup": warmup, "samples": samples, "env": env}
 
 
@@ -367,17 +362,16 @@ def header(args: argparse.Namespace, info: dict, entries: list[dict], notes: lis
     ]
     for dtype, rate in info.get("ceilings", {}).items():
         lines.append(f"matmul ceiling ({dtype} jnp.dot, a JAX process): {rate / 1e9:.0f} GFLOP/s")
-    by_name = {n: [r for e in entries for r in e["runs"].get(n, [])] for n in fair.FRAMEWORKS}
-    lines += fair.describe_environment(by_name)
+    lines += fair.describe_environment(entries)
     lines += [f"note: {n}" for n in notes]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    if fair.serve_worker(args, WORKER_FUNCTIONS):
+    entry = fair.enter(argv, parse_args, WORKER_FUNCTIONS)
+    if entry is None:  # A worker process: it has run.
         return
+    argv, args = entry
     start, load = time.perf_counter(), fair.load_average()
     todo = jobs(args)
     try:

@@ -48,8 +48,7 @@ def jobs(args: argparse.Namespace) -> list[dict]:
     return [{"size": s, "batch": b} for s in args.size for b in args.batch]
 
 
-def config_name(job: dict) -> str:
-    return f"{job['size']}px batch{job['batch']}"
+config_name = train_step.config_name  # "64px batch1"
 
 
 def images(args: argparse.Namespace, job: dict, nchw: bool = False):
@@ -67,7 +66,9 @@ def jax_worker(args: argparse.Namespace, job: dict) -> dict:
     from jaxfaces import rng as rngs
     from jaxfaces.methods import cyclegan
 
-    net = argparse.Namespace(seed=args.seed, ngf=args.ngf, n_blocks=args.n_blocks, ndf=64)
+    net = argparse.Namespace(
+        seed=args.seed, ngf=args.ngf, n_blocks=args.n_blocks, ndf=64, scan_blocks=False
+    )
     config = train_step.jax_config(net, job["size"], job["batch"])
     translate = jax.jit(cyclegan.make_translate(config))
     x = jax.device_put(images(args, job))
@@ -95,12 +96,7 @@ def torch_worker(args: argparse.Namespace, job: dict) -> dict:
             return g(x)
 
     warmup, samples = fair.iterate(run, args, f"torch {config_name(job)}")
-    env = fair.environment(
-        version=torch.__version__,
-        device="cpu",
-        threads=torch.get_num_threads(),
-        interop_threads=torch.get_num_interop_threads(),
-    )
+    env = fair.torch_environment()
     return {"compile_s": None, "warmup": warmup, "samples": samples, "env": env}
 
 
@@ -132,20 +128,19 @@ def report(entries: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    args = parse_args(argv)
-    if fair.serve_worker(args, WORKER_FUNCTIONS):
+    entry = fair.enter(argv, parse_args, WORKER_FUNCTIONS)
+    if entry is None:  # A worker process: it has run.
         return
+    argv, args = entry
     start, load = time.perf_counter(), fair.load_average()
     entries, notes = fair.rounds_or_exit(__file__, jobs(args), args, argv, config_name)
     fair.save_json(args.json, argv=argv, entries=entries, notes=notes)
-    by_name = {n: [r for e in entries for r in e["runs"].get(n, [])] for n in fair.FRAMEWORKS}
     lines = [
         f"ResNet generator inference (ngf {args.ngf}, {args.n_blocks} blocks). Each framework "
         f"in its own process with its own defaults; {args.rounds} round(s), the order "
         "alternating (jax first in round 1); per process "
         f"{args.warmup} warm-up and timed calls (see bench/fair.py).",
-        *fair.describe_environment(by_name),
+        *fair.describe_environment(entries),
         *(f"note: {n}" for n in notes),
         fair.timing_line(start, load),
     ]
